@@ -1,0 +1,33 @@
+# make run   : set up .venv (first time only) and train the default model on the bundled digits
+# make test  : set up .venv (first time only) and run the whole test suite
+# make bench : the speed benchmarks in bench/ (ratios against baselines measured in the same run)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+# Reinstall only when the project's dependencies change; the editable install picks up code edits.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/sweepkit-train
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/tracking_overhead.py
+	$(BIN)/python bench/sweep_pruning.py
+
+clean:
+	rm -rf outputs multirun/*/ mlflow.db mlartifacts optuna.journal

@@ -1,0 +1,273 @@
+"""The training loop. It knows nothing of Hydra, MLflow or Optuna: it talks to a tracker and a
+pruning reporter through the two small Protocols below.
+
+The step never syncs with the device: losses are summed on the device and read once per epoch, or
+when the progress display asks for a value (at most a few times a second).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import nn
+
+from sweepkit import checkpoint
+from sweepkit.batching import Batches
+from sweepkit.datasets import Task
+from sweepkit.devices import Precision
+from sweepkit.progress import EpochProgress, SilentProgress
+
+StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "interrupted"]
+
+
+class EpochTracker(Protocol):
+    """Receives each epoch's metrics (step = epoch)."""
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None: ...
+
+
+class PruningReporter(Protocol):
+    """Receives the objective after each epoch and says whether the run should stop (pruned)."""
+
+    def should_prune(self, epoch: int, value: float) -> bool: ...
+
+
+class NullTracker:
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        pass
+
+
+class NeverPrune:
+    def should_prune(self, epoch: int, value: float) -> bool:
+        return False
+
+
+@dataclass
+class Objective:
+    """The metric that picks the best epoch and drives early stopping."""
+
+    metric: str
+    mode: Literal["max", "min"]
+    min_delta: float = 0.0
+
+    def improves(self, value: float, best: float | None) -> bool:
+        if not math.isfinite(value):
+            return False
+        if best is None:
+            return True
+        return value > best + self.min_delta if self.mode == "max" else value < best - self.min_delta
+
+
+@dataclass
+class LoopState:
+    """Everything about the run's progress that a resumed run must continue from."""
+
+    epoch: int = 0  # epochs completed
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the last improvement (early stopping)
+    history: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: StopReason = "completed"
+
+
+def train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    precision: Precision,
+    grad_clip_norm: float | None = None,
+) -> torch.Tensor:
+    """One optimization step under the precision policy; returns the detached loss (no sync)."""
+    with precision.autocast():
+        output = model(x)
+    loss = loss_fn(output.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip_norm is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, batches: Batches, loss_fn: nn.Module, precision: Precision, task: Task) -> dict[str, float]:
+    """Mean loss (and accuracy for classification) over ``batches``, summed on the device."""
+    was_training = model.training
+    model.eval()
+    loss_sum = correct = None
+    for x, y in batches:
+        with precision.autocast():
+            output = model(x)
+        batch_loss = loss_fn(output.float(), y) * len(y)
+        loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
+        if task == "classification":
+            hits = (output.argmax(dim=1) == y).sum()
+            correct = hits if correct is None else correct + hits
+    model.train(was_training)
+    n = batches.num_samples
+    metrics = {"loss": loss_sum.item() / n}
+    if correct is not None:
+        metrics["acc"] = correct.item() / n
+    return metrics
+
+
+class TrainingLoop:
+    """Epochs of training and validation with checkpoints, early stopping and pruning."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        precision: Precision,
+        loss_fn: nn.Module,
+        train_batches: Batches,
+        val_batches: Batches,
+        task: Task,
+        generators: dict[str, torch.Generator],
+        grad_clip_norm: float | None = None,
+        checkpoint_dir: Path | None = None,
+        checkpoint_extra: Mapping[str, Any] | None = None,
+        compiled: nn.Module | None = None,
+    ) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.forward_model = compiled if compiled is not None else model  # torch.compile wraps, state stays on model
+        self.precision, self.loss_fn, self.task = precision, loss_fn, task
+        self.scaler = precision.grad_scaler()
+        self.train_batches, self.val_batches = train_batches, val_batches
+        self.generators, self.grad_clip_norm = generators, grad_clip_norm
+        self.checkpoint_dir, self.checkpoint_extra = checkpoint_dir, dict(checkpoint_extra or {})
+        self.state = LoopState()
+        self.best_model_state: dict[str, torch.Tensor] | None = None
+
+    # -- one epoch -------------------------------------------------------------------------------
+    def train_epoch(self, progress: EpochProgress) -> tuple[float, float]:
+        """Train over all batches; returns (mean loss, seconds). Stops early if the loss blows up."""
+        self.forward_model.train()
+        device = next(self.model.parameters()).device
+        loss_sum = torch.zeros((), device=device)
+        seen = pending = 0
+        start = time.perf_counter()
+        for x, y in self.train_batches:
+            loss = train_step(self.forward_model, x, y, self.loss_fn, self.optimizer, self.scaler, self.precision, self.grad_clip_norm)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            loss_sum.add_(loss, alpha=len(y))
+            seen, pending = seen + len(y), pending + 1
+            if progress.wants_update():  # the only in-epoch sync, a few times a second at most
+                mean = loss_sum.item() / seen
+                progress.advance(pending, mean)
+                pending = 0
+                if not math.isfinite(mean):
+                    break
+        mean = loss_sum.item() / seen
+        progress.advance(pending, mean)
+        return mean, time.perf_counter() - start
+
+    def run_epoch(self, progress: EpochProgress, max_epochs: int) -> dict[str, float]:
+        """Train then validate one epoch; returns its metrics."""
+        epoch = self.state.epoch + 1
+        progress.start_epoch(epoch, max_epochs, len(self.train_batches))
+        start = time.perf_counter()
+        train_loss, train_seconds = self.train_epoch(progress)
+        metrics = {"train/loss": train_loss}
+        if math.isfinite(train_loss):
+            val = evaluate(self.forward_model, self.val_batches, self.loss_fn, self.precision, self.task)
+            metrics.update({f"val/{name}": value for name, value in val.items()})
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        metrics["epoch_time_s"] = time.perf_counter() - start
+        metrics["train/samples_per_s"] = self.train_batches.num_samples / max(train_seconds, 1e-9)
+        return metrics
+
+    # -- the run ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        max_epochs: int,
+        objective: Objective,
+        patience: int | None = None,
+        tracker: EpochTracker | None = None,
+        reporter: PruningReporter | None = None,
+        progress: EpochProgress | None = None,
+    ) -> LoopState:
+        """Train until ``max_epochs``, early stopping, pruning or divergence; returns the final state."""
+        tracker, reporter, progress = tracker or NullTracker(), reporter or NeverPrune(), progress or SilentProgress()
+        state = self.state
+        try:
+            while state.epoch < max_epochs:
+                metrics = self.run_epoch(progress, max_epochs)
+                state.epoch += 1
+                state.history.append(metrics)
+                tracker.log_epoch(state.epoch, metrics)
+                progress.end_epoch(state.epoch, metrics)
+                if not all(math.isfinite(metrics.get(name, math.nan)) for name in ("train/loss", "val/loss")):
+                    state.stop_reason = "diverged"
+                    break
+                value = metrics[objective.metric]
+                self._track_best(objective, value)
+                self.save("last.pt")
+                if reporter.should_prune(state.epoch, value):
+                    state.stop_reason = "pruned"
+                    break
+                if patience is not None and state.bad_epochs >= patience:
+                    state.stop_reason = "early_stopped"
+                    break
+        finally:
+            progress.close()
+        return state
+
+    def _track_best(self, objective: Objective, value: float) -> None:
+        state = self.state
+        if objective.improves(value, state.best_value):
+            state.best_value, state.best_epoch, state.bad_epochs = value, state.epoch, 0
+            self.best_model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.save("best.pt")
+        else:
+            state.bad_epochs += 1
+
+    def restore_best_weights(self) -> None:
+        """Load the best epoch's weights into the model (for the final test)."""
+        if self.best_model_state is not None:
+            self.model.load_state_dict(self.best_model_state)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """All a resumed run needs, in types ``torch.load(weights_only=True)`` accepts."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "loop": asdict(self.state),
+            "rng": checkpoint.capture_rng(self.generators),
+            **self.checkpoint_extra,
+        }
+
+    def save(self, name: str) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        return checkpoint.save_atomic(self.state_dict(), self.checkpoint_dir / name)
+
+    def load_state_dict(self, state: Mapping[str, Any], best_model: Mapping[str, torch.Tensor] | None) -> None:
+        """Continue from a checkpoint written by :meth:`save` (and the best weights, if known)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.state = LoopState(**state["loop"])
+        self.state.stop_reason = "completed"
+        checkpoint.restore_rng(state["rng"], self.generators)
+        device = next(self.model.parameters()).device
+        self.best_model_state = {k: v.to(device) for k, v in best_model.items()} if best_model is not None else None

@@ -1,0 +1,65 @@
+"""``sweepkit-train`` (also ``python -m sweepkit.train``): compose the config with Hydra, run, summarize."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from sweepkit.errors import ConfigError
+from sweepkit.tasks import objective_metrics
+from sweepkit.tracking import build_tracker
+from sweepkit.training import TrainingDiverged, run
+
+log = logging.getLogger("sweepkit")
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # absolute: found from any working directory
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def summarize(cfg: DictConfig, metrics: dict) -> None:
+    """The short final summary: best objective, test metrics, checkpoint, MLflow run id."""
+    names = objective_metrics(cfg.objective.metric)
+    best = "  ".join(f"{n} {metrics[f'best/{n}']:.4f}" for n in names if f"best/{n}" in metrics)
+    test = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test/"))
+    log.info("best %s (epoch %d of %d, %s)", best, metrics["best_epoch"], metrics["epochs_run"], metrics["stop_reason"])
+    log.info("test %s", test or "(not run)")
+    log.info("checkpoint %s", metrics["checkpoint"])
+    log.info("mlflow run %s", metrics["mlflow_run_id"])
+
+
+def objective_value(cfg: DictConfig, metrics: dict) -> float | list[float]:
+    """The best epoch's objective: a float, or one per metric for a multi-objective config."""
+    values = [metrics.get(f"best/{n}", float("nan")) for n in objective_metrics(cfg.objective.metric)]
+    return values[0] if isinstance(cfg.objective.metric, str) else values
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | list[float]:
+    """One training run; returns the best value of ``objective.metric`` (what a sweeper optimizes)."""
+    hydra_cfg = HydraConfig.get()
+    single_run = hydra_cfg.mode == RunMode.RUN
+    if single_run:
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # end the tracked run KILLED, not RUNNING
+    try:
+        tracker = build_tracker(cfg.tracking, Path(hydra_cfg.runtime.cwd))
+        metrics = run(cfg, tracker=tracker, choices=hydra_cfg.runtime.choices)
+    except (ConfigError, TrainingDiverged) as err:
+        if not single_run:
+            raise  # in a sweep the job fails and the sweep goes on
+        print(f"sweepkit-train: error: {err}", file=sys.stderr)
+        sys.exit(2 if isinstance(err, ConfigError) else 1)
+    summarize(cfg, metrics)
+    return objective_value(cfg, metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""``run(cfg)``: build everything a config names, train, test with the best weights, return metrics.
+
+All checks of the config happen while building, before anything is written, so bad input leaves no
+checkpoint and no tracked run behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from sweepkit import checkpoint, lr_scaling, provenance
+from sweepkit.augment import build_augment
+from sweepkit.batching import check_batch_size, make_batches
+from sweepkit.datasets import DataSource, split_train_val
+from sweepkit.devices import resolve_device, resolve_precision
+from sweepkit.errors import ConfigError
+from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
+from sweepkit.models import count_parameters
+from sweepkit.optim import build_optimizer, build_scheduler
+from sweepkit.plots import learning_curve
+from sweepkit.progress import build_progress
+from sweepkit.tasks import build_loss, check_objective, objective_metrics, objective_modes
+from sweepkit.tracking import NoTracker, RunTracker, flatten
+
+log = logging.getLogger("sweepkit")
+CONFIG_GROUPS = ("model", "data", "optimizer", "scheduler", "trainer", "tracking")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the run cannot go on."""
+
+
+@dataclass
+class Setup:
+    """A run's parts, built and checked, before anything is trained or written."""
+
+    loop: TrainingLoop
+    test_batches: Any
+    source: DataSource
+    lr_effective: float
+    rule: str
+    objective: Objective
+    parameters: int
+    device: torch.device
+
+
+def seed_everything(seed: int) -> None:
+    """One seed for Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _generators(seed: int, device: torch.device) -> dict[str, torch.Generator]:
+    """Shuffling and augmentation draw from their own seeded generators, saved in checkpoints."""
+    generators = {"device": torch.Generator(device).manual_seed(seed)}
+    if device.type != "cpu":
+        generators["host"] = torch.Generator().manual_seed(seed)
+    return generators
+
+
+def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
+    """Build and check every part of a run from its config; raises ConfigError on bad input."""
+    device = resolve_device(cfg.trainer.device)
+    precision = resolve_precision(cfg.trainer.precision, device)
+    if cfg.trainer.max_epochs < 1:
+        raise ConfigError("trainer.max_epochs", cfg.trainer.max_epochs, "must be >= 1")
+    seed_everything(cfg.seed)
+    source: DataSource = instantiate(cfg.data.source, seed=cfg.seed)
+    check_objective(cfg.objective.metric, source.task)
+    metrics = objective_metrics(cfg.objective.metric)
+    modes = objective_modes(cfg.objective.mode, len(metrics))
+    objective = Objective(metrics[0], modes[0], cfg.trainer.early_stopping.min_delta)
+    loss_fn = build_loss(cfg.loss, source.task)
+
+    train_split, val_split = split_train_val(source.pool, cfg.data.val_fraction, cfg.seed)
+    check_batch_size(cfg.data.batch_size, len(train_split))
+    lr = lr_scaling.effective_lr(
+        cfg.optimizer.lr, cfg.data.batch_size, cfg.lr_scaling.base_batch_size, cfg.lr_scaling.rule, cfg.optimizer.name
+    )
+    rule = lr_scaling.resolve_rule(cfg.lr_scaling.rule, cfg.optimizer.name)
+
+    model = instantiate(cfg.model, in_shape=source.input_shape, num_outputs=source.num_outputs, _convert_="all")
+    channels_last = bool(cfg.trainer.channels_last) and device.type == "cuda" and len(source.input_shape) == 3
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    compiled = torch.compile(model) if cfg.trainer.compile else None
+
+    generators = _generators(cfg.seed, device)
+    augment = build_augment(cfg.data.augment)
+    batching = dict(device=device, loader=cfg.data.loader, num_workers=cfg.data.num_workers, channels_last=channels_last)
+    train_batches = make_batches(
+        train_split, cfg.data.batch_size, generator=generators["device"], host_generator=generators.get("host", generators["device"]),
+        augment=augment, **batching,
+    )
+    val_batches = make_batches(val_split, cfg.data.eval_batch_size, **batching)
+    test_batches = make_batches(source.test, cfg.data.eval_batch_size, **batching)
+
+    optimizer = build_optimizer(model.parameters(), cfg.optimizer, lr)
+    scheduler = build_scheduler(optimizer, cfg.scheduler, len(train_batches), cfg.trainer.max_epochs, lr)
+    if cfg.trainer.grad_clip_norm is not None and not cfg.trainer.grad_clip_norm > 0:
+        raise ConfigError("trainer.grad_clip_norm", cfg.trainer.grad_clip_norm, "must be > 0 or null")
+    loop = TrainingLoop(
+        model, optimizer, scheduler, precision, loss_fn, train_batches, val_batches, source.task, generators,
+        grad_clip_norm=cfg.trainer.grad_clip_norm,
+        checkpoint_dir=output_dir / "checkpoints" if output_dir is not None and cfg.trainer.save_checkpoints else None,
+        checkpoint_extra={"config_yaml": OmegaConf.to_yaml(cfg, resolve=True), "provenance": {"git_commit": provenance.git_commit(), **provenance.versions()}},
+        compiled=compiled,
+    )
+    return Setup(loop, test_batches, source, lr, rule, objective, count_parameters(model), device)
+
+
+def resume_path(resume: str | None, output_dir: Path | None) -> Path | None:
+    """``trainer.resume``: null, ``auto`` (this run's last.pt when present) or a checkpoint path."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        candidate = output_dir / "checkpoints" / "last.pt" if output_dir is not None else None
+        return candidate if candidate is not None and candidate.exists() else None
+    path = Path(resume).expanduser()
+    if not path.is_file():
+        raise ConfigError("trainer.resume", resume, "is not a checkpoint file; use null, auto or a path to last.pt")
+    return path
+
+
+def resume(loop: TrainingLoop, path: Path) -> None:
+    """Continue ``loop`` from ``path`` (a last.pt) and the best.pt beside it."""
+    try:
+        state = checkpoint.load(path)
+        best_path = path.parent / "best.pt"
+        best = checkpoint.load(best_path)["model"] if best_path.exists() else None
+        loop.load_state_dict(state, best)
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise ConfigError("trainer.resume", str(path), f"does not fit this run's model and optimizer ({err})") from err
+    log.info("resumed from %s after epoch %d", path, loop.state.epoch)
+
+
+def group_choices(cfg: DictConfig, choices: Mapping[str, str] | None) -> dict[str, str]:
+    """The chosen option of each config group (from Hydra when it ran; else read off the config)."""
+    if choices:
+        return {g: str(choices[g]) for g in CONFIG_GROUPS if g in choices and choices[g] is not None}
+    return {
+        "model": str(cfg.model._target_).rsplit(".", 1)[-1].lower(),
+        "data": cfg.data.name,
+        "optimizer": cfg.optimizer.name,
+        "scheduler": cfg.scheduler.name,
+        "tracking": cfg.tracking.backend,
+    }
+
+
+def default_run_name(cfg: DictConfig, choices: Mapping[str, str]) -> str:
+    """``mlp-digits-adam-bs64-lr0.002``: model, data, optimizer, batch size and reference lr."""
+    return f"{choices.get('model', 'model')}-{cfg.data.name}-{cfg.optimizer.name}-bs{cfg.data.batch_size}-lr{cfg.optimizer.lr:g}"
+
+
+def run_params(cfg: DictConfig, setup: Setup) -> dict[str, Any]:
+    """The params of a tracked run: the flattened resolved config plus derived values and provenance."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    params = dict(flatten(resolved))
+    params.update({
+        "lr_effective": setup.lr_effective,
+        "lr_scaling.rule_resolved": setup.rule,
+        "model.parameters": setup.parameters,
+        "git_commit": provenance.git_commit(),
+        "torch_version": provenance.versions()["torch"],
+        "device": str(setup.device),
+        "precision": str(cfg.trainer.precision),
+    })
+    return params
+
+
+def _epoch_values(history: list[dict[str, float]], epoch: int, names: list[str]) -> dict[str, float]:
+    return {f"best/{name}": history[epoch - 1][name] for name in names} if epoch else {}
+
+
+def results(cfg: DictConfig, setup: Setup, state: LoopState, test: dict[str, float], output_dir: Path | None) -> dict[str, Any]:
+    """What ``run`` returns: last-epoch and best-epoch metrics, test metrics, and how the run ended."""
+    last = state.history[-1] if state.history else {}
+    best_ckpt = output_dir / "checkpoints" / "best.pt" if output_dir is not None and cfg.trainer.save_checkpoints else None
+    return {
+        **{k: v for k, v in last.items() if "/" in k and not k.startswith("train/samples")},
+        **_epoch_values(state.history, state.best_epoch, objective_metrics(cfg.objective.metric)),
+        **{f"test/{name}": value for name, value in test.items()},
+        "lr_effective": setup.lr_effective,
+        "best_epoch": state.best_epoch,
+        "epochs_run": len(state.history),
+        "stop_reason": state.stop_reason,
+        "checkpoint": str(best_ckpt) if best_ckpt is not None and best_ckpt.exists() else None,
+    }
+
+
+def log_start(cfg: DictConfig, setup: Setup) -> None:
+    """Derived quantities, printed before training (nanoGPT's habit)."""
+    log.info(
+        "lr_effective %.6g = optimizer.lr %g x (batch %d / base %d) ^ %s  [rule %s, optimizer %s]",
+        setup.lr_effective, cfg.optimizer.lr, cfg.data.batch_size, cfg.lr_scaling.base_batch_size,
+        lr_scaling.RULE_EXPONENTS[setup.rule], setup.rule, cfg.optimizer.name,
+    )
+    log.info(
+        "device %s  precision %s  parameters %d  train %d  val %d  test %d  batches/epoch %d",
+        setup.device, cfg.trainer.precision, setup.parameters, setup.loop.train_batches.num_samples,
+        setup.loop.val_batches.num_samples, setup.test_batches.num_samples, len(setup.loop.train_batches),
+    )
+
+
+def run(
+    cfg: DictConfig,
+    tracker: RunTracker | None = None,
+    reporter: PruningReporter | None = None,
+    choices: Mapping[str, str] | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Train and test one model as ``cfg`` describes; returns its metrics.
+
+    ``tracker`` records the run (default: nothing), ``reporter`` may prune it after any epoch,
+    ``choices`` are Hydra's chosen config-group options (for tags and the run name).
+    """
+    output_dir = Path(cfg.output_dir) if cfg.output_dir is not None else None
+    setup = build(cfg, output_dir)
+    checkpoint_to_resume = resume_path(cfg.trainer.resume, output_dir)
+    if checkpoint_to_resume is not None:
+        resume(setup.loop, checkpoint_to_resume)
+    log_start(cfg, setup)
+
+    tracker = tracker or NoTracker()
+    chosen = group_choices(cfg, choices)
+    tracker.start(run_name or cfg.tracking.get("run_name") or default_run_name(cfg, chosen), run_params(cfg, setup), {**chosen, **(tags or {})})
+    try:
+        outcome = _train_and_test(cfg, setup, tracker, reporter, output_dir)
+    except KeyboardInterrupt:
+        tracker.end("KILLED", "interrupted (KeyboardInterrupt or SIGTERM)")
+        raise
+    except BaseException as err:
+        _record_failure(tracker, output_dir, err)
+        raise
+    tracker.end("FINISHED")
+    return {**outcome, "mlflow_run_id": tracker.run_id}
+
+
+def _record_failure(tracker: RunTracker, output_dir: Path | None, err: BaseException) -> None:
+    """The full traceback as ``error.txt`` in the run folder and in the tracked run."""
+    if output_dir is not None:
+        path = output_dir / "error.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(err)))
+        tracker.log_artifact(path)
+    tracker.end("FAILED", f"{type(err).__name__}: {err}")
+
+
+def _train_and_test(cfg: DictConfig, setup: Setup, tracker: RunTracker, reporter: PruningReporter | None, output_dir: Path | None) -> dict[str, Any]:
+    loop = setup.loop
+    progress = build_progress(cfg.trainer.progress, cfg.trainer.log_every_s)
+    state = loop.fit(cfg.trainer.max_epochs, setup.objective, cfg.trainer.early_stopping.patience, tracker, reporter, progress)
+    test: dict[str, float] = {}
+    if state.stop_reason not in ("pruned", "diverged"):  # a stopped trial is not worth a test pass
+        loop.restore_best_weights()
+        test = evaluate(loop.forward_model, setup.test_batches, loop.loss_fn, loop.precision, setup.source.task)
+    outcome = results(cfg, setup, state, test, output_dir)
+    tracker.log_metrics({k: v for k, v in outcome.items() if k.startswith(("test/", "best/"))})
+    tracker.set_tags({"stop_reason": state.stop_reason, "best_epoch": str(state.best_epoch)})
+    _log_artifacts(cfg, tracker, state, output_dir)
+    if state.stop_reason == "diverged" and reporter is None:
+        # Alone, a diverged run has failed; in a sweep it is a result (pruned, reason "diverged").
+        bad = {k: v for k, v in state.history[-1].items() if "loss" in k}
+        raise TrainingDiverged(f"training diverged at epoch {state.epoch}: {bad}; lower optimizer.lr or set trainer.grad_clip_norm")
+    return outcome
+
+
+def _log_artifacts(cfg: DictConfig, tracker: RunTracker, state: LoopState, output_dir: Path | None) -> None:
+    """Checkpoints, the resolved config, Hydra's folder and the learning curve, once at the end."""
+    if output_dir is None or isinstance(tracker, NoTracker):
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config_path = output_dir / "config.yaml"
+    config_path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    tracker.log_artifact(config_path)
+    if state.history:
+        tracker.log_artifact(learning_curve(state.history, cfg.objective.metric if isinstance(cfg.objective.metric, str) else cfg.objective.metric[0], output_dir / "learning_curve.png"), "plots")
+    for name in ("best.pt", "last.pt"):
+        tracker.log_artifact(output_dir / "checkpoints" / name, "checkpoints")
+    tracker.log_artifact(output_dir / ".hydra", "hydra")
