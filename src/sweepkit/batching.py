@@ -64,8 +64,8 @@ class DeviceBatches:
             return
         order = torch.randperm(n, device=self.x.device, generator=self.generator)
         for index in order.split(self.batch_size):
-            x = self.x[index]
-            yield (self.augment(x, self.generator) if self.augment else x), self.y[index]
+            x = self.x.index_select(0, index)  # several times faster than x[index] on a CPU
+            yield (self.augment(x, self.generator) if self.augment else x), self.y.index_select(0, index)
 
 
 class LoaderBatches:

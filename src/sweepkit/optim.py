@@ -34,7 +34,7 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]
         raise ConfigError("optimizer", name, f"rejects its settings {kwargs}: {err}") from err
 
 
-def _main_schedule(optimizer, cfg: Mapping[str, Any], steps: int, steps_per_epoch: int, lr: float):
+def _main_schedule(optimizer, cfg: Mapping[str, Any], steps: int, steps_per_epoch: int, lr: float) -> lr_scheduler.LRScheduler:
     name = cfg["name"]
     if name == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1), eta_min=cfg["min_lr_factor"] * lr)
@@ -42,7 +42,7 @@ def _main_schedule(optimizer, cfg: Mapping[str, Any], steps: int, steps_per_epoc
         if cfg["step_epochs"] < 1:
             raise ConfigError("scheduler.step_epochs", cfg["step_epochs"], "must be >= 1")
         return lr_scheduler.StepLR(optimizer, step_size=cfg["step_epochs"] * steps_per_epoch, gamma=cfg["gamma"])
-    return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)  # the constant lr after a warm-up
 
 
 def _onecycle(optimizer, cfg: Mapping[str, Any], total_steps: int, warmup_steps: int, lr: float):
@@ -61,8 +61,11 @@ def _onecycle(optimizer, cfg: Mapping[str, Any], total_steps: int, warmup_steps:
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], steps_per_epoch: int, max_epochs: int, lr: float
-) -> lr_scheduler.LRScheduler:
-    """A schedule stepped once per batch; ``warmup_epochs`` > 0 prepends a linear warm-up."""
+) -> lr_scheduler.LRScheduler | None:
+    """A schedule stepped once per batch; ``warmup_epochs`` > 0 prepends a linear warm-up.
+
+    A constant lr without warm-up needs no scheduler at all (None): nothing to step per batch.
+    """
     name = cfg["name"]
     if name not in SCHEDULERS:
         raise one_of("scheduler", name, SCHEDULERS)
@@ -74,6 +77,8 @@ def build_scheduler(
     total_steps, warmup_steps = steps_per_epoch * max_epochs, steps_per_epoch * warmup_epochs
     if name == "onecycle":
         return _onecycle(optimizer, cfg, total_steps, warmup_steps, lr)
+    if name == "none" and warmup_steps == 0:
+        return None
     main = _main_schedule(optimizer, cfg, total_steps - warmup_steps, steps_per_epoch, lr)
     if warmup_steps == 0:
         return main

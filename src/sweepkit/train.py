@@ -13,8 +13,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sweepkit.errors import ConfigError
+from sweepkit.overrides import check_group_choices
 from sweepkit.tasks import objective_metrics
-from sweepkit.tracking import build_tracker
 from sweepkit.training import TrainingDiverged, run
 
 log = logging.getLogger("sweepkit")
@@ -50,8 +50,7 @@ def main(cfg: DictConfig) -> float | list[float]:
     if single_run:
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # end the tracked run KILLED, not RUNNING
     try:
-        tracker = build_tracker(cfg.tracking, Path(hydra_cfg.runtime.cwd))
-        metrics = run(cfg, tracker=tracker, choices=hydra_cfg.runtime.choices)
+        metrics = run(cfg, choices=hydra_cfg.runtime.choices)
     except (ConfigError, TrainingDiverged) as err:
         if not single_run:
             raise  # in a sweep the job fails and the sweep goes on
@@ -61,5 +60,15 @@ def main(cfg: DictConfig) -> float | list[float]:
     return objective_value(cfg, metrics)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script: a bad config-group choice is one line and exit 2 before Hydra starts."""
+    try:
+        check_group_choices([a for a in sys.argv[1:] if not a.startswith("-")], Path(CONFIG_DIR))
+    except ConfigError as err:
+        print(f"sweepkit-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import random
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,7 +24,7 @@ from sweepkit import checkpoint, lr_scaling, provenance
 from sweepkit.augment import build_augment
 from sweepkit.batching import check_batch_size, make_batches
 from sweepkit.datasets import DataSource, split_train_val
-from sweepkit.devices import resolve_device, resolve_precision
+from sweepkit.devices import resolve_device, resolve_precision, use_channels_last
 from sweepkit.errors import ConfigError
 from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
 from sweepkit.models import count_parameters
@@ -31,7 +32,7 @@ from sweepkit.optim import build_optimizer, build_scheduler
 from sweepkit.plots import learning_curve
 from sweepkit.progress import build_progress
 from sweepkit.tasks import build_loss, check_objective, objective_metrics, objective_modes
-from sweepkit.tracking import NoTracker, RunTracker, flatten
+from sweepkit.tracking import NoTracker, RunTracker, build_tracker, flatten
 
 log = logging.getLogger("sweepkit")
 CONFIG_GROUPS = ("model", "data", "optimizer", "scheduler", "trainer", "tracking")
@@ -70,6 +71,16 @@ def _generators(seed: int, device: torch.device) -> dict[str, torch.Generator]:
     return generators
 
 
+def instantiate_checked(node: DictConfig, **kwargs: Any) -> Any:
+    """Hydra's instantiate, but a ConfigError raised by the target reaches the user unwrapped."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ConfigError):
+            raise err.__cause__ from None
+        raise
+
+
 def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     """Build and check every part of a run from its config; raises ConfigError on bad input."""
     device = resolve_device(cfg.trainer.device)
@@ -77,7 +88,7 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     if cfg.trainer.max_epochs < 1:
         raise ConfigError("trainer.max_epochs", cfg.trainer.max_epochs, "must be >= 1")
     seed_everything(cfg.seed)
-    source: DataSource = instantiate(cfg.data.source, seed=cfg.seed)
+    source: DataSource = instantiate_checked(cfg.data.source, seed=cfg.seed)
     check_objective(cfg.objective.metric, source.task)
     metrics = objective_metrics(cfg.objective.metric)
     modes = objective_modes(cfg.objective.mode, len(metrics))
@@ -91,8 +102,8 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     )
     rule = lr_scaling.resolve_rule(cfg.lr_scaling.rule, cfg.optimizer.name)
 
-    model = instantiate(cfg.model, in_shape=source.input_shape, num_outputs=source.num_outputs, _convert_="all")
-    channels_last = bool(cfg.trainer.channels_last) and device.type == "cuda" and len(source.input_shape) == 3
+    model = instantiate_checked(cfg.model, in_shape=source.input_shape, num_outputs=source.num_outputs, _convert_="all")
+    channels_last = use_channels_last(cfg.trainer.channels_last, device, precision, len(source.input_shape))
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     compiled = torch.compile(model) if cfg.trainer.compile else None
 
@@ -213,9 +224,16 @@ def log_start(cfg: DictConfig, setup: Setup) -> None:
     )
 
 
+def launch_dir() -> Path:
+    """The directory the command was started in (Hydra's runtime.cwd inside a Hydra job)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.cwd) if HydraConfig.initialized() else Path.cwd()
+
+
 def run(
     cfg: DictConfig,
-    tracker: RunTracker | None = None,
+    make_tracker: Callable[[], RunTracker] | None = None,
     reporter: PruningReporter | None = None,
     choices: Mapping[str, str] | None = None,
     run_name: str | None = None,
@@ -223,8 +241,9 @@ def run(
 ) -> dict[str, Any]:
     """Train and test one model as ``cfg`` describes; returns its metrics.
 
-    ``tracker`` records the run (default: nothing), ``reporter`` may prune it after any epoch,
-    ``choices`` are Hydra's chosen config-group options (for tags and the run name).
+    ``make_tracker`` builds the run's tracker once the config has passed every check (default: the
+    one ``cfg.tracking`` names); ``reporter`` may prune the run after any epoch; ``choices`` are
+    Hydra's chosen config-group options (for tags and the run name).
     """
     output_dir = Path(cfg.output_dir) if cfg.output_dir is not None else None
     setup = build(cfg, output_dir)
@@ -233,7 +252,7 @@ def run(
         resume(setup.loop, checkpoint_to_resume)
     log_start(cfg, setup)
 
-    tracker = tracker or NoTracker()
+    tracker = make_tracker() if make_tracker is not None else build_tracker(cfg.tracking, launch_dir())
     chosen = group_choices(cfg, choices)
     tracker.start(run_name or cfg.tracking.get("run_name") or default_run_name(cfg, chosen), run_params(cfg, setup), {**chosen, **(tags or {})})
     try:

@@ -1,0 +1,123 @@
+"""run(cfg) end to end on the CPU: learning, resume equivalence, and bad input from the shell."""
+
+import sys
+
+import pytest
+import torch
+
+from sweepkit import checkpoint
+from sweepkit.errors import ConfigError
+from sweepkit.train import cli
+from sweepkit.training import run
+
+
+class InterruptAfter:
+    """A pruning reporter that stands in for Ctrl-C after a given epoch (after last.pt is written)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def should_prune(self, epoch: int, value: float) -> bool:
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+        return False
+
+
+def test_default_run_learns_digits_on_cpu(make_cfg):
+    # The default model on the bundled digits: the loss falls and the accuracy is far above chance.
+    cfg = make_cfg("trainer.max_epochs=5")
+    metrics = run(cfg)
+    last = checkpoint.load(metrics["checkpoint"].replace("best.pt", "last.pt"))
+    losses = [epoch["train/loss"] for epoch in last["loop"]["history"]]
+    assert losses[-1] < losses[0] * 0.5
+    assert metrics["test/acc"] > 0.8
+    assert metrics["lr_effective"] == pytest.approx(cfg.optimizer.lr)  # batch 64 == base 64
+    assert metrics["epochs_run"] == 5 and metrics["stop_reason"] == "completed"
+
+
+def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_one(make_cfg, tmp_path):
+    # Interrupt after epoch 2, resume from last.pt: every later epoch and the test metrics are identical.
+    overrides = ["trainer.max_epochs=4", "optimizer=sgd", "scheduler=cosine", "scheduler.warmup_epochs=1", "model.dropout=0.3"]
+    whole = run(make_cfg(*overrides, output_dir=tmp_path / "whole"))
+
+    with pytest.raises(KeyboardInterrupt):
+        run(make_cfg(*overrides, output_dir=tmp_path / "parts"), reporter=InterruptAfter(2))
+    assert checkpoint.load(tmp_path / "parts/checkpoints/last.pt")["loop"]["epoch"] == 2
+    resumed = run(make_cfg(*overrides, "trainer.resume=auto", output_dir=tmp_path / "parts"))
+
+    for key in ("train/loss", "val/loss", "val/acc", "test/loss", "test/acc", "best/val/acc", "best_epoch"):
+        assert resumed[key] == whole[key], key
+    whole_history = checkpoint.load(tmp_path / "whole/checkpoints/last.pt")["loop"]["history"]
+    resumed_history = checkpoint.load(tmp_path / "parts/checkpoints/last.pt")["loop"]["history"]
+    strip = lambda h: [{k: v for k, v in e.items() if k not in ("epoch_time_s", "train/samples_per_s")} for e in h]
+    assert strip(resumed_history) == strip(whole_history)
+
+
+def test_checkpoint_holds_everything_and_loads_weights_only(make_cfg):
+    # best.pt and last.pt: model, optimizer, scheduler, scaler, epoch, metrics, RNG, config YAML.
+    metrics = run(make_cfg("scheduler=cosine"))
+    state = torch.load(metrics["checkpoint"], weights_only=True)
+    assert {"model", "optimizer", "scheduler", "scaler", "loop", "rng", "config_yaml", "provenance"} <= set(state)
+    assert state["loop"]["epoch"] == metrics["best_epoch"]
+    assert "optimizer:" in state["config_yaml"] and "lr_scaling:" in state["config_yaml"]
+    assert torch.__version__.startswith(state["provenance"]["torch"])
+    assert state["provenance"]["git_commit"]
+
+
+def test_early_stopping_stops_after_patience(make_cfg):
+    # A patience of 1 with min_delta 1 can never see an improvement after the first epoch.
+    metrics = run(make_cfg("trainer.max_epochs=10", "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1.0"))
+    assert metrics["stop_reason"] == "early_stopped"
+    assert metrics["epochs_run"] == 2 and metrics["best_epoch"] == 1
+
+
+def test_regression_task_optimizes_the_validation_loss(make_cfg):
+    # data=sine switches the objective to val/loss (min) and the loss to MSE.
+    cfg = make_cfg("data=sine", "trainer.max_epochs=3")
+    assert cfg.objective.metric == "val/loss" and cfg.objective.mode == "min"
+    metrics = run(cfg)
+    assert "test/loss" in metrics and "test/acc" not in metrics
+
+
+def test_cnn_trains_in_bf16_on_cpu(make_cfg):
+    # `sweepkit-train model=cnn trainer.precision=bf16` trains on a CPU.
+    metrics = run(make_cfg("model=cnn", "trainer.precision=bf16", "trainer.max_epochs=2"))
+    assert metrics["val/acc"] > 0.3
+
+
+# -- bad input from the shell: one line naming key and value, non-zero exit, nothing written -----
+
+BAD_INPUTS = [
+    (["model=transformer"], "model=transformer is not one of: cnn, linear, mlp, torchvision"),
+    (["optimizer.lr=0"], "optimizer.lr=0 must be > 0"),
+    (["optimizer.lr=-0.1"], "optimizer.lr=-0.1 must be > 0"),
+    (["data.batch_size=0"], "data.batch_size=0 must be between 1 and the 1222 training samples"),
+    (["data.batch_size=100000"], "data.batch_size=100000 must be between 1 and the"),
+    (["trainer.precision=fp8"], "trainer.precision=fp8 is not one of: 32, bf16, 16"),
+    (["trainer.precision=16"], "trainer.precision=16 needs CUDA"),
+    (["trainer.device=cuda"], "trainer.device=cuda needs a CUDA GPU"),
+    (["data=mnist", "data.root=/nonexistent/mnist"], "data.root=/nonexistent/mnist does not exist"),
+    (["objective.metric=val/f1"], "objective.metric=val/f1 is never produced by classification"),
+    (["data=sine", "objective.metric=val/acc"], "objective.metric=val/acc is never produced by regression"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_nonzero_exit_and_no_checkpoint(overrides, message, tmp_path, monkeypatch, capsys):
+    if "trainer.device=cuda" in overrides and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["sweepkit-train", "trainer=debug", *overrides])
+    with pytest.raises(SystemExit) as exit_info:
+        cli()
+    assert exit_info.value.code != 0
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err_lines) == 1 and message in err_lines[0], err_lines
+    assert err_lines[0].startswith("sweepkit-train: error: ")
+    assert not list(tmp_path.rglob("*.pt")), "a bad input must leave no checkpoint"
+    assert not (tmp_path / "mlflow.db").exists(), "a bad input must leave no tracked run"
+
+
+def test_config_error_is_raised_by_run_for_library_callers(make_cfg):
+    with pytest.raises(ConfigError, match="optimizer.lr=-1.0 must be > 0"):
+        run(make_cfg("optimizer.lr=-1.0"))
