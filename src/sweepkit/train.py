@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from sweepkit.errors import ConfigError
 from sweepkit.overrides import check_group_choices
 from sweepkit.tasks import objective_metrics
-from sweepkit.training import TrainingDiverged, run
+from sweepkit.training import TrainingDiverged, default_run_name, group_choices, run
 
 log = logging.getLogger("sweepkit")
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # absolute: found from any working directory
@@ -42,10 +42,35 @@ def objective_value(cfg: DictConfig, metrics: dict) -> float | list[float]:
     return values[0] if isinstance(cfg.objective.metric, str) else values
 
 
+def run_trial(cfg: DictConfig, trial, choices) -> float | list[float]:
+    """One trial of a sweepkit sweep: report each epoch, obey the pruner, tell the outcome."""
+    trial.prepare(cfg)
+    tracker = trial.make_tracker(cfg)
+    try:
+        with trial.alive():
+            metrics = run(
+                cfg, make_tracker=(lambda: tracker) if tracker else None, reporter=trial.reporter(),
+                choices=choices, run_name=f"trial-{trial.number}-{default_run_name(cfg, group_choices(cfg, choices))}", tags=trial.tags(),
+            )
+    except Exception as err:
+        log.exception("trial %d failed", trial.number)  # the traceback lands in the job's log file
+        trial.fail(err)
+        raise
+    value = objective_value(cfg, metrics)
+    state = trial.tell(metrics, value)
+    log.info("trial %d %s", trial.number, state.name)
+    summarize(cfg, metrics)
+    return value
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | list[float]:
     """One training run; returns the best value of ``objective.metric`` (what a sweeper optimizes)."""
     hydra_cfg = HydraConfig.get()
+    if hydra_cfg.sweeper.get("trial_number") is not None:  # launched by the sweepkit sweeper
+        from sweepkit.trial import TrialContext  # imports Optuna: only trial jobs pay for it
+
+        return run_trial(cfg, TrialContext.from_hydra(), hydra_cfg.runtime.choices)
     single_run = hydra_cfg.mode == RunMode.RUN
     if single_run:
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # end the tracked run KILLED, not RUNNING
@@ -53,7 +78,7 @@ def main(cfg: DictConfig) -> float | list[float]:
         metrics = run(cfg, choices=hydra_cfg.runtime.choices)
     except (ConfigError, TrainingDiverged) as err:
         if not single_run:
-            raise  # in a sweep the job fails and the sweep goes on
+            raise  # in a multirun the job fails and the sweep goes on
         print(f"sweepkit-train: error: {err}", file=sys.stderr)
         sys.exit(2 if isinstance(err, ConfigError) else 1)
     summarize(cfg, metrics)

@@ -1,0 +1,102 @@
+"""The sweep's MLflow parent run, held through ``MlflowClient`` so that no fluent run is active when
+an in-process trial job starts its own child run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from sweepkit import studies
+from sweepkit.studies import StudySummary
+from sweepkit.tracking import ensure_experiment, resolve_store
+
+log = logging.getLogger("sweepkit")
+
+
+class ParentRun:
+    """One parent run per study, reused when the sweep resumes or another worker joins it."""
+
+    def __init__(self, client, run_id: str) -> None:
+        self.client, self.run_id = client, run_id
+
+    @classmethod
+    def open(cls, tracking: Mapping[str, Any], launch_dir: Path, study: optuna.Study, params: Mapping[str, Any]) -> ParentRun | None:
+        """Create (or reopen) the tracking database, experiment and parent run before any trial."""
+        if tracking["backend"] != "mlflow":
+            return None
+        from mlflow import MlflowClient
+
+        uri, artifact_location = resolve_store(tracking["uri"], launch_dir)
+        client = MlflowClient(uri)
+        experiment_id = ensure_experiment(client, tracking["experiment"], tracking.get("artifact_location") or artifact_location)
+        run_id = cls._existing(client, study)
+        if run_id is None:
+            run_id = cls._create(client, experiment_id, study, params)
+        else:
+            client.update_run(run_id, status="RUNNING")
+        study.set_user_attr(studies.MLFLOW_URI, uri)
+        study.set_user_attr(studies.MLFLOW_EXPERIMENT_ID, experiment_id)
+        return cls(client, run_id)
+
+    @staticmethod
+    def _existing(client, study: optuna.Study) -> str | None:
+        run_id = study.user_attrs.get(studies.MLFLOW_PARENT_RUN_ID)
+        if run_id is None:
+            return None
+        try:
+            return client.get_run(run_id).info.run_id
+        except Exception:  # deleted, or a different tracking store: start a new parent
+            return None
+
+    @staticmethod
+    def _create(client, experiment_id: str, study: optuna.Study, params: Mapping[str, Any]) -> str:
+        from mlflow.entities import Param
+
+        run = client.create_run(experiment_id, run_name=f"sweep-{study.study_name}", tags={"optuna.study": study.study_name, "sweepkit.role": "sweep"})
+        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            client.log_batch(run.info.run_id, params=items[i : i + 100])
+        study.set_user_attr(studies.MLFLOW_PARENT_RUN_ID, run.info.run_id)
+        # Two workers starting one fresh study may both create a parent: the last writer wins and
+        # the other one's run is removed, so that all children hang under one parent.
+        winner = optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs[studies.MLFLOW_PARENT_RUN_ID]
+        if winner != run.info.run_id:
+            client.delete_run(run.info.run_id)
+        return winner
+
+    def log_summary(self, summary: StudySummary, n_trials: int, artifacts: list[Path]) -> None:
+        """Best value and trial, counts per state, epochs run against the budget, plots."""
+        from mlflow.entities import Metric
+
+        metrics = {f"trials_{state.lower()}": count for state, count in summary.counts.items()}
+        metrics.update({"trials_finished": summary.finished, "n_trials": n_trials, "epochs_run": summary.epochs_run,
+                        "epochs_budget": summary.epochs_budget, "epochs_saved_share": summary.epochs_saved_share})
+        if summary.best_values is not None:
+            metrics.update({"best_value": summary.best_values[0], "best_trial": summary.best_number})
+        step = summary.finished
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), 0, step) for k, v in metrics.items()])
+        if summary.best_number is not None:
+            self.client.set_tag(self.run_id, "best_trial", str(summary.best_number))
+        for path in artifacts:
+            self.client.log_artifact(self.run_id, str(path), "plots" if path.suffix == ".png" else None)
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status)
+
+
+def close_child(client_uri: str, run_id: str, reason: str) -> None:
+    """End a trial's child run that its process left RUNNING (it died): FAILED, with the reason."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(client_uri)
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, "optuna.state", "FAIL")
+            client.set_tag(run_id, "error", reason[:8000])
+            client.set_terminated(run_id, "FAILED")
+    except Exception as err:  # the store may be unreachable; the Optuna state is what counts
+        log.warning("could not close MLflow run %s: %s", run_id, err)

@@ -1,0 +1,76 @@
+"""The Hydra Optuna sweeper's search-space grammar, turned into Optuna distributions.
+
+``interval(a, b)`` is uniform, ``int(interval(a, b))`` uniform on integers, ``tag(log, interval(a, b))``
+log-uniform, ``range(a, b, step)`` a stepped grid (b included, as in the Hydra Optuna sweeper),
+``choice(...)`` categorical; a plain value is fixed for every trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from sweepkit.errors import ConfigError
+
+
+def _choices(override: Override) -> CategoricalDistribution:
+    return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+
+
+def _range(override: Override, value: RangeSweep) -> BaseDistribution:
+    if value.shuffle:
+        return _choices(override)
+    if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
+        return FloatDistribution(value.start, value.stop, step=value.step)
+    return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
+
+
+def _interval(override: Override, value: IntervalSweep) -> BaseDistribution:
+    log = "log" in value.tags
+    if log and value.start <= 0:
+        raise ConfigError(override.get_key_element(), override.input_line.split("=", 1)[-1], "is log-scaled, so its bounds must be > 0")
+    if isinstance(value.start, int) and isinstance(value.end, int):
+        return IntDistribution(value.start, value.end, log=log)
+    return FloatDistribution(value.start, value.end, log=log)
+
+
+def distribution(override: Override) -> BaseDistribution | str:
+    """The distribution a sweep override describes, or the fixed value (as override text)."""
+    if not override.is_sweep_override():
+        return override.get_value_element_as_str()
+    value = override.value()
+    if isinstance(value, ChoiceSweep):
+        return _choices(override)
+    if isinstance(value, RangeSweep):
+        return _range(override, value)
+    if isinstance(value, IntervalSweep):
+        return _interval(override, value)
+    raise ConfigError(override.get_key_element(), override.input_line, "uses a sweep form the sweepkit sweeper does not know")
+
+
+def parse_search_space(overrides: Iterable[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+    """Split ``key=value`` overrides into Optuna distributions and values fixed for every trial.
+
+    Later overrides win, so the command line refines the preset's ``params``.
+    """
+    distributions: dict[str, BaseDistribution] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.get_key_element()
+        found: Any = distribution(override)
+        distributions.pop(key, None)
+        fixed.pop(key, None)
+        if isinstance(found, BaseDistribution):
+            distributions[key] = found
+        else:
+            fixed[key] = found
+    return distributions, fixed
+
+
+def params_as_overrides(params: dict[str, Any] | None) -> list[str]:
+    """``hydra.sweeper.params`` (``{key: "interval(0, 1)"}``) as override strings."""
+    return [f"{key}={value}" for key, value in (params or {}).items()]

@@ -1,0 +1,56 @@
+"""The sweeper's config schema, registered as ``hydra/sweeper=sweepkit``.
+
+    sweepkit-train -m hparams_search=lr_batch_optimizer hydra.sweeper.n_trials=50
+
+Every key is a ``hydra.sweeper.<key>`` override; the presets in ``conf/hparams_search/`` set most.
+"""
+
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class SweepkitSweeperConf:
+    _target_: str = "hydra_plugins.sweepkit_sweeper.sweepkit_sweeper.SweepkitSweeper"
+    # maximize | minimize, or a list for a multi-objective study; null: from objective.mode
+    direction: Any = None
+    # the same as a list (either key; not both)
+    directions: Any = None
+    # null: derived from the hparams_search preset and the fixed overrides, so that different
+    # fixed configs never share a study, while the same command resumes its own
+    study_name: str | None = None
+    # null: optuna.journal in the launch directory; a path (journal file) or an Optuna RDB URL
+    # (sqlite:///study.db, postgresql://user@host/db) shared by several sweep processes
+    storage: str | None = None
+    # COMPLETE + PRUNED trials the study should hold in the end, counted over all runs and workers
+    n_trials: int = 20
+    # trials launched together through the launcher (one batch)
+    n_jobs: int = 1
+    # stop launching new trials after this many seconds; null: no limit
+    timeout: float | None = None
+    # an Optuna sampler as a _target_ config
+    sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": 42})
+    # an Optuna pruner as a _target_ config; every trial job rebuilds it (Optuna does not store it)
+    pruner: Any = field(
+        default_factory=lambda: {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 1}
+    )
+    # the search space in the Hydra Optuna sweeper grammar: {key: "tag(log, interval(1e-4, 1e-1))"}
+    params: dict[str, Any] | None = None
+    # "module.function" called as function(cfg, trial) to suggest more (e.g. conditional) params
+    custom_search_space: str | None = None
+    # known-good points tried first (once per study): [{optimizer: adam, optimizer.lr: 0.001}]
+    enqueue_trials: list[Any] | None = None
+    # stop the sweep once more than max_failure_rate * n_trials trials have failed (0: first failure)
+    max_failure_rate: float = 0.2
+    # seconds between liveness marks of running trials
+    heartbeat_interval: float = 10.0
+    # a RUNNING trial silent this long belongs to a dead process: it is failed and retried once
+    grace_period: float = 120.0
+    # set by the sweeper on each trial job; leave null
+    trial_number: int | None = None
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="sweepkit", node=SweepkitSweeperConf, provider="sweepkit")

@@ -1,0 +1,186 @@
+"""Optuna studies shared by the sweeper, its trial jobs and the report: storage, liveness, summary.
+
+Optuna's own heartbeat exists only for RDB storages, and the default storage here is a journal
+file; so liveness is kept in one way for every storage: whoever runs or waits for a trial writes
+the time into the trial's system attribute ``sweepkit:heartbeat``, and a RUNNING trial whose
+heartbeat is older than the grace period belongs to a dead process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sweepkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+DEFAULT_JOURNAL = "optuna.journal"
+HEARTBEAT = "sweepkit:heartbeat"  # system attr: unix time of the last sign of life
+# user attrs a trial job writes (the report and the parent run read them)
+EPOCHS_RUN, MAX_EPOCHS = "epochs_run", "max_epochs"
+PRUNED_EPOCH, PRUNE_REASON = "pruned_epoch", "prune_reason"
+FAIL_REASON, MLFLOW_RUN_ID = "fail_reason", "mlflow_run_id"
+# study user attrs the sweeper writes before the first trial
+MLFLOW_URI, MLFLOW_EXPERIMENT_ID, MLFLOW_PARENT_RUN_ID = "mlflow_tracking_uri", "mlflow_experiment_id", "mlflow_parent_run_id"
+SURPLUS = "surplus: n_trials was reached by another worker"
+STALE = "stale: no heartbeat from its process (killed or lost)"
+
+
+def storage_url(storage: str | None, launch_dir: Path) -> str:
+    """``hydra.sweeper.storage`` made canonical and absolute once, so every process opens the same.
+
+    None means ``optuna.journal`` in the launch directory; a plain path is a journal file; a URL
+    (``sqlite:///study.db``, ``postgresql://...``) is an Optuna RDB storage, relative SQLite paths
+    taken from the launch directory.
+    """
+    if storage is None:
+        return str((launch_dir / DEFAULT_JOURNAL).resolve())
+    if storage.startswith("sqlite:///"):
+        path = Path(storage.removeprefix("sqlite:///"))
+        return f"sqlite:///{(path if path.is_absolute() else launch_dir / path).resolve()}"
+    if "://" in storage:
+        return storage
+    path = Path(storage).expanduser()
+    return str((path if path.is_absolute() else launch_dir / path).resolve())
+
+
+def open_storage(url: str) -> BaseStorage:
+    """The Optuna storage behind a canonical URL: a journal file (NFS-safe locks) or an RDB."""
+    import optuna
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if "://" not in url:
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    try:
+        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}})
+    except (ImportError, ModuleNotFoundError) as err:
+        raise ConfigError("hydra.sweeper.storage", url, f"needs a database driver that is not installed ({err})") from err
+    except Exception as err:  # sqlalchemy reports unreachable servers and bad URLs in many types
+        if isinstance(err, optuna.exceptions.OptunaError):
+            raise
+        raise ConfigError("hydra.sweeper.storage", url, f"cannot be opened: {err}") from err
+
+
+def record_heartbeat(storage: BaseStorage, trial_id: int) -> None:
+    """Mark a trial alive now (a trial that finished meanwhile is left alone)."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    try:
+        storage.set_trial_system_attr(trial_id, HEARTBEAT, time.time())
+    except (UpdateFinishedTrialError, RuntimeError):
+        pass
+
+
+def last_sign_of_life(trial: FrozenTrial) -> float:
+    """The trial's last heartbeat, or its start time when it never beat."""
+    if HEARTBEAT in trial.system_attrs:
+        return float(trial.system_attrs[HEARTBEAT])
+    return trial.datetime_start.timestamp() if trial.datetime_start else time.time()
+
+
+def stale_trials(study: optuna.Study, grace_period: float) -> list[FrozenTrial]:
+    """RUNNING trials whose process has shown no sign of life for ``grace_period`` seconds."""
+    from optuna.trial import TrialState
+
+    now = time.time()
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t for t in running if now - last_sign_of_life(t) > grace_period]
+
+
+def trial_id(study: optuna.Study, number: int) -> int:
+    """A trial's storage id from its number: they differ, and only the storage maps one to the other.
+
+    Optuna offers no public call for this (nor for writing attributes of a trial held by another
+    process), so the private storage access lives here, in one place.
+    """
+    return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+
+
+def set_trial_user_attr(study: optuna.Study, number: int, key: str, value) -> None:
+    """Write a user attribute of trial ``number`` from any process."""
+    study._storage.set_trial_user_attr(trial_id(study, number), key, value)
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Tell a RUNNING trial FAIL with a reason; False when another process finished it first."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        set_trial_user_attr(study, trial.number, FAIL_REASON, reason[:2000])
+        study.tell(trial.number, state=TrialState.FAIL)
+    except (UpdateFinishedTrialError, RuntimeError, ValueError):
+        return False
+    return True
+
+
+RETRY_OF = "retry_of"  # user attr of a trial that re-runs the params of a lost one
+
+
+def retry_once(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Enqueue the params of a lost trial again, unless it was itself a retry.
+
+    (Optuna's RetryFailedTrialCallback would copy the lost trial's attributes, its stale heartbeat
+    among them, so that the retry would look dead before it starts.)
+    """
+    if RETRY_OF in trial.user_attrs:
+        return False
+    study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+    return True
+
+
+def is_counted_failure(trial: FrozenTrial) -> bool:
+    """A FAIL that says something about the search (not a lost process, not surplus)."""
+    reason = str(trial.user_attrs.get(FAIL_REASON, ""))
+    return not reason.startswith(("stale", "surplus"))
+
+
+@dataclass
+class StudySummary:
+    """What a sweep has done so far: trials per state, the best, and the epochs pruning saved."""
+
+    counts: dict[str, int]
+    epochs_run: int
+    epochs_budget: int
+    best_number: int | None
+    best_values: list[float] | None
+
+    @property
+    def finished(self) -> int:
+        return self.counts.get("COMPLETE", 0) + self.counts.get("PRUNED", 0)
+
+    @property
+    def epochs_saved_share(self) -> float:
+        return 1.0 - self.epochs_run / self.epochs_budget if self.epochs_budget else 0.0
+
+
+def epochs_of(trial: FrozenTrial) -> tuple[int, int]:
+    """(epochs run, epochs budgeted) of one trial; the budget is its trainer.max_epochs."""
+    run = int(trial.user_attrs.get(EPOCHS_RUN, len(trial.intermediate_values)))
+    return run, int(trial.user_attrs.get(MAX_EPOCHS, run))
+
+
+def summarize(study: optuna.Study) -> StudySummary:
+    """Counts per state, epochs run against the budget (COMPLETE and PRUNED trials), the best trial."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name for t in trials)
+    results = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    run = sum(epochs_of(t)[0] for t in results)
+    budget = sum(epochs_of(t)[1] for t in results)
+    best_number, best_values = None, None
+    if len(study.directions) == 1 and any(t.state == TrialState.COMPLETE for t in trials):
+        best = study.best_trial
+        best_number, best_values = best.number, best.values
+    return StudySummary(dict(counts), run, budget, best_number, best_values)
+
