@@ -30,4 +30,4 @@ bench: install
 	$(BIN)/python bench/sweep_pruning.py
 
 clean:
-	rm -rf outputs multirun/*/ mlflow.db mlartifacts optuna.journal
+	rm -rf outputs multirun/*/ mlflow.db mlflow.db-* mlartifacts mlruns optuna.journal* lr_find nightly

@@ -15,6 +15,8 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
+# tests/postgres.py: the throwaway PostgreSQL server fixtures (postgres_server, postgres_url).
+pytest_plugins = ["postgres"]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,20 +7,23 @@ import torch
 
 from sweepkit import checkpoint
 from sweepkit.errors import ConfigError
+from sweepkit.loop import StopRequested
 from sweepkit.train import cli
 from sweepkit.training import run
 
 
-class InterruptAfter:
-    """A pruning reporter that stands in for Ctrl-C after a given epoch (after last.pt is written)."""
+class StopAfter:
+    """A stop request (as a preemption warning makes) that arrives during the given epoch."""
 
     def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.epoch, self.seen = epoch, 0
 
-    def should_prune(self, epoch: int, value: float) -> bool:
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
+    def should_prune(self, epoch: int, value: float) -> bool:  # the reporter sees each epoch end
+        self.seen = epoch
         return False
+
+    def __call__(self) -> bool:  # polled as stop_requested
+        return self.seen >= self.epoch
 
 
 def test_default_run_learns_digits_on_cpu(make_cfg):
@@ -40,8 +43,9 @@ def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_one(make_cfg, tmp
     overrides = ["trainer.max_epochs=4", "optimizer=sgd", "scheduler=cosine", "scheduler.warmup_epochs=1", "model.dropout=0.3"]
     whole = run(make_cfg(*overrides, output_dir=tmp_path / "whole"))
 
-    with pytest.raises(KeyboardInterrupt):
-        run(make_cfg(*overrides, output_dir=tmp_path / "parts"), reporter=InterruptAfter(2))
+    stop = StopAfter(2)
+    with pytest.raises(StopRequested):
+        run(make_cfg(*overrides, output_dir=tmp_path / "parts"), reporter=stop, stop_requested=stop)
     assert checkpoint.load(tmp_path / "parts/checkpoints/last.pt")["loop"]["epoch"] == 2
     resumed = run(make_cfg(*overrides, "trainer.resume=auto", output_dir=tmp_path / "parts"))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -36,6 +36,12 @@ class PruningReporter(Protocol):
     """Receives the objective after each epoch and says whether the run should stop (pruned)."""
 
     def should_prune(self, epoch: int, value: float) -> bool: ...
+
+
+class StopRequested(KeyboardInterrupt):
+    """Raised at a safe point (between batches, or after an epoch's bookkeeping) when the run was
+    asked to stop, e.g. by a scheduler's preemption warning. Everything up to the last finished epoch
+    is saved, logged and reported once; nothing of the interrupted epoch is."""
 
 
 class NullTracker:
@@ -152,7 +158,7 @@ class TrainingLoop:
         self.best_model_state: dict[str, torch.Tensor] | None = None
 
     # -- one epoch -------------------------------------------------------------------------------
-    def train_epoch(self, progress: EpochProgress) -> tuple[float, float]:
+    def train_epoch(self, progress: EpochProgress, stop_requested: Callable[[], bool] = lambda: False) -> tuple[float, float]:
         """Train over all batches; returns (mean loss, seconds). Stops early if the loss blows up."""
         self.forward_model.train()
         device = next(self.model.parameters()).device
@@ -160,6 +166,8 @@ class TrainingLoop:
         seen = pending = 0
         start = time.perf_counter()
         for x, y in self.train_batches:
+            if stop_requested():
+                raise StopRequested("stop requested mid-epoch: the epoch is dropped")
             loss = train_step(self.forward_model, x, y, self.loss_fn, self.optimizer, self.scaler, self.precision, self.grad_clip_norm)
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -175,12 +183,12 @@ class TrainingLoop:
         progress.advance(pending, mean)
         return mean, time.perf_counter() - start
 
-    def run_epoch(self, progress: EpochProgress, max_epochs: int) -> dict[str, float]:
+    def run_epoch(self, progress: EpochProgress, max_epochs: int, stop_requested: Callable[[], bool]) -> dict[str, float]:
         """Train then validate one epoch; returns its metrics."""
         epoch = self.state.epoch + 1
         progress.start_epoch(epoch, max_epochs, len(self.train_batches))
         start = time.perf_counter()
-        train_loss, train_seconds = self.train_epoch(progress)
+        train_loss, train_seconds = self.train_epoch(progress, stop_requested)
         metrics = {"train/loss": train_loss}
         if math.isfinite(train_loss):
             val = evaluate(self.forward_model, self.val_batches, self.loss_fn, self.precision, self.task)
@@ -199,13 +207,19 @@ class TrainingLoop:
         tracker: EpochTracker | None = None,
         reporter: PruningReporter | None = None,
         progress: EpochProgress | None = None,
+        stop_requested: Callable[[], bool] | None = None,
     ) -> LoopState:
-        """Train until ``max_epochs``, early stopping, pruning or divergence; returns the final state."""
+        """Train until ``max_epochs``, early stopping, pruning or divergence; returns the final state.
+
+        ``stop_requested`` is polled between batches and after each epoch's bookkeeping (log, best
+        checkpoint, pruning report, last checkpoint), which therefore happens whole or not at all.
+        """
         tracker, reporter, progress = tracker or NullTracker(), reporter or NeverPrune(), progress or SilentProgress()
+        stop_requested = stop_requested or (lambda: False)
         state = self.state
         try:
             while state.epoch < max_epochs:
-                metrics = self.run_epoch(progress, max_epochs)
+                metrics = self.run_epoch(progress, max_epochs, stop_requested)
                 state.epoch += 1
                 state.history.append(metrics)
                 tracker.log_epoch(state.epoch, metrics)
@@ -215,13 +229,16 @@ class TrainingLoop:
                     break
                 value = metrics[objective.metric]
                 self._track_best(objective, value)
+                pruned = reporter.should_prune(state.epoch, value)
                 self.save("last.pt")
-                if reporter.should_prune(state.epoch, value):
+                if pruned:
                     state.stop_reason = "pruned"
                     break
                 if patience is not None and state.bad_epochs >= patience:
                     state.stop_reason = "early_stopped"
                     break
+                if stop_requested():
+                    raise StopRequested(f"stop requested after epoch {state.epoch}")
         finally:
             progress.close()
         return state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,6 +22,40 @@ def learning_curve(history: Sequence[Mapping[str, float]], objective: str, path:
     loss_ax.legend()
     objective_ax.plot(epochs, [m.get(objective, float("nan")) for m in history], marker="o", color="tab:green")
     objective_ax.set(xlabel="epoch", ylabel=objective, title=objective)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def lr_find_curve(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    marks: Mapping[str, tuple[float, float]],
+    path: Path,
+    title: str = "LR range test",
+) -> Path:
+    """Loss against the learning rate (log axis) of an LR range test; ``marks`` are named (lr, loss) points."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(lrs, losses, color="tab:blue", alpha=0.3, linewidth=1, label="loss")
+    ax.plot(lrs, smoothed, color="tab:blue", linewidth=2, label="smoothed loss")
+    for (name, (lr, loss)), color in zip(marks.items(), ("tab:red", "tab:green", "tab:orange", "tab:purple")):
+        ax.axvline(lr, color=color, linestyle="--", linewidth=1)
+        ax.plot([lr], [loss], marker="o", color=color, label=f"{name}: lr {lr:.3g}")
+    finite_smoothed = [v for v in smoothed if math.isfinite(v)]
+    if finite_smoothed:
+        # Frame the fall, from the starting loss down: the climb into divergence may leave the top,
+        # else its losses, many times the start, would squash the fall flat.
+        low = min(finite_smoothed + [v for v in losses if math.isfinite(v)])
+        high = finite_smoothed[0] if min(finite_smoothed) < finite_smoothed[0] else max(finite_smoothed)
+        pad = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
+        ax.set_ylim(low - pad, high + 2 * pad)
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate (at the tested batch size)", ylabel="training loss", title=title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DEFAULT_JOURNAL = "optuna.journal"
 HEARTBEAT = "sweepkit:heartbeat"  # system attr: unix time of the last sign of life
+PREEMPTED = "sweepkit:preempted"  # system attr: unix time its job was told to stop by the scheduler
 # user attrs a trial job writes (the report and the parent run read them)
 EPOCHS_RUN, MAX_EPOCHS = "epochs_run", "max_epochs"
 PRUNED_EPOCH, PRUNE_REASON = "pruned_epoch", "prune_reason"
@@ -87,13 +88,25 @@ def last_sign_of_life(trial: FrozenTrial) -> float:
     return trial.datetime_start.timestamp() if trial.datetime_start else time.time()
 
 
-def stale_trials(study: optuna.Study, grace_period: float) -> list[FrozenTrial]:
-    """RUNNING trials whose process has shown no sign of life for ``grace_period`` seconds."""
+def _silent_running(study: optuna.Study, seconds: float) -> list[FrozenTrial]:
     from optuna.trial import TrialState
 
     now = time.time()
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return [t for t in running if now - last_sign_of_life(t) > grace_period]
+    return [t for t in running if now - last_sign_of_life(t) > seconds]
+
+
+def stale_trials(study: optuna.Study, grace_period: float) -> list[FrozenTrial]:
+    """RUNNING trials whose process died: no sign of life for ``grace_period`` seconds, not preempted."""
+    return [t for t in _silent_running(study, grace_period) if not t.system_attrs.get(PREEMPTED)]
+
+
+def preempted_trials(study: optuna.Study, heartbeat_interval: float) -> list[FrozenTrial]:
+    """RUNNING trials stopped by their scheduler that nobody has taken up again (no heartbeat since).
+
+    They are resumed under the same number from their own folder's last.pt, not failed.
+    """
+    return [t for t in _silent_running(study, 2 * heartbeat_interval) if t.system_attrs.get(PREEMPTED)]
 
 
 def trial_id(study: optuna.Study, number: int) -> int:

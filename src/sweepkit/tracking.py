@@ -1,26 +1,44 @@
 """Run tracking behind a small Protocol: MLflow, or nothing (``tracking=none``).
 
 The MLflow tracker talks to one run through ``MlflowClient`` (no fluent, process-global active run),
-so a sweep holding its parent run and an in-process trial logging its child never collide.
+so a sweep holding its parent run and an in-process trial logging its child never collide. MLflow is
+imported only when a tracker is built for it (the import alone costs about a second).
 """
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import logging
 import os
+import posixpath
+import re
+import socket
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
-from sweepkit.errors import one_of
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs there start one at a time
+    fcntl = None
+
+from sweepkit.errors import ConfigError, one_of
 
 log = logging.getLogger("sweepkit")
 Status = Literal["FINISHED", "FAILED", "KILLED"]
 BACKENDS = ("mlflow", "none")
+MAX_KEY = 250  # MLflow's limit on a param, metric or tag name
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 MAX_TAG_VALUE = 8000  # MLflow's limit on a tag value
 BATCH = 100  # MLflow takes at most 100 params or tags per log_batch call
+SYSTEM_METRICS_INTERVAL_S = 10  # MLflow's own default; MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides it
+CONNECT_TIMEOUT_S = 5
+_BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")  # MLflow accepts alphanumerics, _ - . space : and /
 
 
 class RunTracker(Protocol):
@@ -75,27 +93,87 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield name, value
 
 
+def mlflow_key(key: str) -> str:
+    """``key`` as MLflow accepts a name: allowed characters only, a plain relative path, 250 at most."""
+    name = _BAD_KEY_CHARS.sub("_", str(key))[:MAX_KEY]
+    if posixpath.normpath(name) != name or name.startswith("/"):  # "a//b", "a/", "/a", "./a"
+        name = name.replace("/", "_")
+    if name in ("", ".") or name.startswith(".."):
+        name = "_" + name[1:]
+    return name
+
+
+def param_items(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as MLflow can store them: valid names, values cut to 6,000 characters, and of two names
+    that become one, the first."""
+    items: dict[str, str] = {}
+    for key, value in params.items():
+        items.setdefault(mlflow_key(key), str(value)[:MAX_PARAM_VALUE])
+    return items
+
+
 def default_store(launch_dir: Path) -> tuple[str, str]:
     """MLflow's own default store in the launch directory, absolute: (tracking URI, artifact location)."""
     launch_dir = launch_dir.resolve()
     return f"sqlite:///{launch_dir / 'mlflow.db'}", (launch_dir / "mlartifacts").as_uri()
 
 
+def check_reachable(uri: str) -> None:
+    """Refuse, at once, an http(s) tracking URI nothing listens on (MLflow would retry for minutes)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    if parts.scheme in getproxies() and not proxy_bypass(parts.hostname or ""):
+        return  # reached through a proxy: only MLflow's own requests can tell
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise ConfigError("tracking.uri", uri, f"cannot be reached ({reason}): start the tracking server or correct the address") from None
+
+
 def resolve_store(uri: str | None, launch_dir: Path) -> tuple[str, str | None]:
-    """``tracking.uri`` made absolute once; the artifact location to give new experiments.
+    """``tracking.uri`` made absolute once (and a server checked to answer); the artifact location to
+    give new experiments.
 
     A local store keeps artifacts in ``mlartifacts/`` beside its database, so runs started from any
     working directory land together; a tracking server decides its artifact store itself.
     """
     if uri is None:
         return default_store(launch_dir)
+    if not isinstance(uri, str) or not uri.strip():
+        raise ConfigError("tracking.uri", repr(uri), "must be null (mlflow.db in the launch directory) or an MLflow tracking URI")
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
-        db = db if db.is_absolute() else (launch_dir / db)
-        return f"sqlite:///{db.resolve()}", (db.resolve().parent / "mlartifacts").as_uri()
-    if "://" not in uri:  # a plain folder: MLflow's file store
+        db = (db if db.is_absolute() else launch_dir / db).resolve()
+        return f"sqlite:///{db}", (db.parent / "mlartifacts").as_uri()
+    if "://" not in uri and uri not in ("databricks", "databricks-uc"):  # a plain folder: MLflow's file store
         return str((launch_dir / uri).resolve()), None
+    check_reachable(uri)
     return uri, None
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold a lock beside a local SQLite store (``mlflow.db-lock``) while it is opened: exclusive
+    when the database is still to be made, shared (so openers wait only for its maker) after.
+
+    MLflow creates a fresh database's tables on first use; processes doing so at once (parallel
+    jobs of a multirun, a job array) break it with "table already exists" or worse.
+    """
+    if fcntl is None or not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}-lock", "a") as handle:
+        made = db.exists() and db.stat().st_size > 0
+        fcntl.flock(handle, fcntl.LOCK_SH if made else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_experiment(client, name: str, artifact_location: str | None) -> str:
@@ -103,15 +181,29 @@ def ensure_experiment(client, name: str, artifact_location: str | None) -> str:
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":  # its name stays taken until `mlflow gc`
+        raise ConfigError(
+            "tracking.experiment", name,
+            f"was deleted in MLflow: restore it (mlflow experiments restore --experiment-id {experiment.experiment_id}) or choose another name",
+        )
+    return experiment.experiment_id
+
+
+def source_tags() -> dict[str, str]:
+    """Who started the run and with what, as MLflow's UI shows them ("Created by", "Source")."""
+    tags = {"mlflow.source.name": Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", "mlflow.source.type": "LOCAL"}
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+        tags["mlflow.user"] = getpass.getuser()
+    except (KeyError, OSError):  # no user name in this container
+        pass
+    return tags
 
 
 class MlflowTracker:
@@ -129,31 +221,58 @@ class MlflowTracker:
         from mlflow import MlflowClient
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        self.client = MlflowClient(tracking_uri)
         self.tracking_uri, self.parent_run_id, self.system_metrics = tracking_uri, parent_run_id, system_metrics
-        self.experiment_id = experiment_id or ensure_experiment(self.client, experiment, artifact_location)
+        if tracking_uri.startswith("sqlite:"):
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (half a second: import before taking the lock)
+        with store_lock(tracking_uri):  # opening the store makes a fresh one's tables
+            self.client = MlflowClient(tracking_uri)
+            self.experiment_id = experiment_id or ensure_experiment(self.client, experiment, artifact_location)
         self.run_id: str | None = None
         self._monitor = None
+        self._ended = False
 
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         from mlflow.entities import Param
 
-        all_tags = dict(tags)
+        all_tags = {**source_tags(), **tags}
         if self.parent_run_id:
             all_tags["mlflow.parentRunId"] = self.parent_run_id
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: str(v)[:MAX_TAG_VALUE] for k, v in all_tags.items()})
         self.run_id = run.info.run_id
-        items = [Param(k[:250], str(v)[:MAX_PARAM_VALUE]) for k, v in params.items()]
-        for i in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + BATCH], synchronous=True)
-        if self.system_metrics:
-            self._start_system_metrics()
+        try:
+            items = [Param(k, v) for k, v in param_items(params).items()]
+            for i in range(0, len(items), BATCH):
+                self.client.log_batch(self.run_id, params=items[i : i + BATCH], synchronous=True)
+            if self.system_metrics:
+                self._start_system_metrics()
+        except BaseException as err:  # never leave a run RUNNING that nothing will end
+            status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+            with contextlib.suppress(Exception):  # the error to see is ``err``
+                self.end(status, f"recording the run's params failed: {type(err).__name__}: {err}")
+            raise
 
     def _start_system_metrics(self) -> None:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-        self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=1, samples_before_logging=1, tracking_uri=self.tracking_uri)
+        self._monitor = SystemMetricsMonitor(
+            self.run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S, samples_before_logging=1, tracking_uri=self.tracking_uri
+        )
         self._monitor.start()
+
+    def _stop_system_metrics(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is None:
+            return
+        try:
+            monitor.finish()
+            # MLflow's monitor drops the sample of the interval the run ended in: a run shorter
+            # than one interval would have no system metrics at all.
+            last = monitor.aggregate_metrics()
+            if last:
+                monitor.publish_metrics(last)
+                monitor.mlflow_logger.flush()
+        except Exception as err:  # system metrics are a convenience: never fail the run for them
+            log.warning("system metrics: could not log the last sample: %s", err)
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         self._log_batch(metrics, step=epoch)
@@ -183,10 +302,11 @@ class MlflowTracker:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def end(self, status: Status, error: str | None = None) -> None:
-        if self.run_id is None:
+        """Terminate the run with ``status`` (once; later calls do nothing), ``error`` as its tag."""
+        if self.run_id is None or self._ended:
             return
-        if self._monitor is not None:
-            self._monitor.finish()
+        self._ended = True
+        self._stop_system_metrics()
         if error:
             self.set_tags({"error": error})
         self.client.set_terminated(self.run_id, status)
@@ -199,6 +319,8 @@ def build_tracker(cfg: Mapping[str, Any], launch_dir: Path) -> RunTracker:
         raise one_of("tracking.backend", backend, BACKENDS)
     if backend == "none":
         return NoTracker()
+    if not isinstance(cfg["experiment"], str) or not cfg["experiment"].strip():
+        raise ConfigError("tracking.experiment", repr(cfg["experiment"]), "must be a non-empty experiment name")
     uri, artifact_location = resolve_store(cfg["uri"], launch_dir)
     if cfg["artifact_location"]:
         artifact_location = cfg["artifact_location"]

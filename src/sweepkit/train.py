@@ -47,10 +47,11 @@ def run_trial(cfg: DictConfig, trial, choices) -> float | list[float]:
     trial.prepare(cfg)
     tracker = trial.make_tracker(cfg)
     try:
-        with trial.alive():
+        with trial.alive() as preempted:
             metrics = run(
                 cfg, make_tracker=(lambda: tracker) if tracker else None, reporter=trial.reporter(),
-                choices=choices, run_name=f"trial-{trial.number}-{default_run_name(cfg, group_choices(cfg, choices))}", tags=trial.tags(),
+                choices=choices, run_name=f"trial-{trial.number}-{default_run_name(cfg, group_choices(cfg, choices))}",
+                tags=trial.tags(), stop_requested=preempted,
             )
     except Exception as err:
         log.exception("trial %d failed", trial.number)  # the traceback lands in the job's log file

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import tempfile
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -159,7 +160,8 @@ def resume(loop: TrainingLoop, path: Path) -> None:
 def group_choices(cfg: DictConfig, choices: Mapping[str, str] | None) -> dict[str, str]:
     """The chosen option of each config group (from Hydra when it ran; else read off the config)."""
     if choices:
-        return {g: str(choices[g]) for g in CONFIG_GROUPS if g in choices and choices[g] is not None}
+        groups = (*CONFIG_GROUPS, "experiment")  # an experiment preset is a choice worth filtering runs by
+        return {g: str(choices[g]) for g in groups if g in choices and choices[g] is not None}
     return {
         "model": str(cfg.model._target_).rsplit(".", 1)[-1].lower(),
         "data": cfg.data.name,
@@ -183,7 +185,7 @@ def run_params(cfg: DictConfig, setup: Setup) -> dict[str, Any]:
         "lr_scaling.rule_resolved": setup.rule,
         "model.parameters": setup.parameters,
         "git_commit": provenance.git_commit(),
-        "torch_version": provenance.versions()["torch"],
+        "torch_version": torch.__version__,  # with the build's CUDA tag (2.5.1+cu124), unlike the package version
         "device": str(setup.device),
         "precision": str(cfg.trainer.precision),
     })
@@ -238,12 +240,14 @@ def run(
     choices: Mapping[str, str] | None = None,
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Train and test one model as ``cfg`` describes; returns its metrics.
 
     ``make_tracker`` builds the run's tracker once the config has passed every check (default: the
     one ``cfg.tracking`` names); ``reporter`` may prune the run after any epoch; ``choices`` are
-    Hydra's chosen config-group options (for tags and the run name).
+    Hydra's chosen config-group options (for tags and the run name); ``stop_requested`` is polled
+    at safe points (preemption).
     """
     output_dir = Path(cfg.output_dir) if cfg.output_dir is not None else None
     setup = build(cfg, output_dir)
@@ -256,10 +260,7 @@ def run(
     chosen = group_choices(cfg, choices)
     tracker.start(run_name or cfg.tracking.get("run_name") or default_run_name(cfg, chosen), run_params(cfg, setup), {**chosen, **(tags or {})})
     try:
-        outcome = _train_and_test(cfg, setup, tracker, reporter, output_dir)
-    except KeyboardInterrupt:
-        tracker.end("KILLED", "interrupted (KeyboardInterrupt or SIGTERM)")
-        raise
+        outcome = _train_and_test(cfg, setup, tracker, reporter, output_dir, stop_requested)
     except BaseException as err:
         _record_failure(tracker, output_dir, err)
         raise
@@ -268,19 +269,35 @@ def run(
 
 
 def _record_failure(tracker: RunTracker, output_dir: Path | None, err: BaseException) -> None:
-    """The full traceback as ``error.txt`` in the run folder and in the tracked run."""
-    if output_dir is not None:
-        path = output_dir / "error.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(traceback.format_exception(err)))
-        tracker.log_artifact(path)
-    tracker.end("FAILED", f"{type(err).__name__}: {err}")
+    """End the tracked run KILLED (Ctrl-C, SIGTERM, preemption) or FAILED, the error as its tag; a
+    failure's traceback goes to ``error.txt`` in the run folder and the tracked run.
+
+    A tracker that fails here too (say, an unreachable server) is only logged: ``err`` is what the
+    caller must see.
+    """
+    interrupted = isinstance(err, KeyboardInterrupt)
+    if not interrupted:
+        with tempfile.TemporaryDirectory() as scratch:
+            path = (output_dir or Path(scratch)) / "error.txt"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("".join(traceback.format_exception(err)))
+                tracker.log_artifact(path)
+            except Exception as also:
+                log.warning("could not record error.txt for the tracked run: %s", also)
+    try:
+        tracker.end("KILLED" if interrupted else "FAILED", f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
+    except Exception as also:
+        log.warning("could not end the tracked run %s: %s", tracker.run_id, also)
 
 
-def _train_and_test(cfg: DictConfig, setup: Setup, tracker: RunTracker, reporter: PruningReporter | None, output_dir: Path | None) -> dict[str, Any]:
+def _train_and_test(
+    cfg: DictConfig, setup: Setup, tracker: RunTracker, reporter: PruningReporter | None, output_dir: Path | None,
+    stop_requested: Callable[[], bool] | None,
+) -> dict[str, Any]:
     loop = setup.loop
     progress = build_progress(cfg.trainer.progress, cfg.trainer.log_every_s)
-    state = loop.fit(cfg.trainer.max_epochs, setup.objective, cfg.trainer.early_stopping.patience, tracker, reporter, progress)
+    state = loop.fit(cfg.trainer.max_epochs, setup.objective, cfg.trainer.early_stopping.patience, tracker, reporter, progress, stop_requested)
     test: dict[str, float] = {}
     if state.stop_reason not in ("pruned", "diverged"):  # a stopped trial is not worth a test pass
         loop.restore_best_weights()
@@ -297,15 +314,20 @@ def _train_and_test(cfg: DictConfig, setup: Setup, tracker: RunTracker, reporter
 
 
 def _log_artifacts(cfg: DictConfig, tracker: RunTracker, state: LoopState, output_dir: Path | None) -> None:
-    """Checkpoints, the resolved config, Hydra's folder and the learning curve, once at the end."""
-    if output_dir is None or isinstance(tracker, NoTracker):
+    """Checkpoints, the resolved config, Hydra's folder and the learning curve, once at the end (a
+    run without a folder still records its config and curve, written to a temporary one)."""
+    if isinstance(tracker, NoTracker):
         return
-    output_dir.mkdir(parents=True, exist_ok=True)
-    config_path = output_dir / "config.yaml"
-    config_path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    tracker.log_artifact(config_path)
-    if state.history:
-        tracker.log_artifact(learning_curve(state.history, cfg.objective.metric if isinstance(cfg.objective.metric, str) else cfg.objective.metric[0], output_dir / "learning_curve.png"), "plots")
-    for name in ("best.pt", "last.pt"):
-        tracker.log_artifact(output_dir / "checkpoints" / name, "checkpoints")
-    tracker.log_artifact(output_dir / ".hydra", "hydra")
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = output_dir or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        config_path = folder / "config.yaml"
+        config_path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.log_artifact(config_path)
+        if state.history:
+            objective = objective_metrics(cfg.objective.metric)[0]
+            tracker.log_artifact(learning_curve(state.history, objective, folder / "learning_curve.png"), "plots")
+    if output_dir is not None:
+        for name in ("best.pt", "last.pt"):
+            tracker.log_artifact(output_dir / "checkpoints" / name, "checkpoints")
+        tracker.log_artifact(output_dir / ".hydra", "hydra")

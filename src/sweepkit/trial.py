@@ -23,11 +23,10 @@ from omegaconf import DictConfig, open_dict
 from optuna.trial import TrialState
 
 from sweepkit import studies
-from sweepkit.preemption import on_preemption
+from sweepkit.preemption import PreemptionFlag, on_preemption
 from sweepkit.tracking import MlflowTracker, RunTracker
 
 log = logging.getLogger("sweepkit")
-PREEMPTED = "sweepkit:preempted"  # system attr: unix time the job was told to stop by its scheduler
 
 
 class OptunaReporter:
@@ -97,17 +96,18 @@ class TrialContext:
     # -- around the run ------------------------------------------------------------------------------
     def prepare(self, cfg: DictConfig) -> None:
         """A trial resumes from its own folder's last.pt when it exists (a requeued or adopted job)."""
-        if self.frozen().system_attrs.get(PREEMPTED):
+        if self.frozen().system_attrs.get(studies.PREEMPTED):
             log.info("trial %d was preempted: resuming it", self.number)
-            self.study._storage.set_trial_system_attr(self.trial._trial_id, PREEMPTED, None)
+            self.study._storage.set_trial_system_attr(self.trial._trial_id, studies.PREEMPTED, None)
         with open_dict(cfg):
             if cfg.trainer.resume is None:
                 cfg.trainer.resume = "auto"
         self.set_user_attr(studies.MAX_EPOCHS, int(cfg.trainer.max_epochs))
 
     @contextlib.contextmanager
-    def alive(self) -> Iterator[None]:
-        """Heartbeats while the job runs; a preemption signal marks the trial for resumption."""
+    def alive(self) -> Iterator[PreemptionFlag]:
+        """Heartbeats while the job runs; a preemption signal marks the trial for resumption and
+        raises the flag the loop polls (yielded)."""
         stop = threading.Event()
 
         def beat() -> None:
@@ -115,15 +115,15 @@ class TrialContext:
                 studies.record_heartbeat(self.study._storage, self.trial._trial_id)
 
         def mark_preempted(signum: int) -> None:
-            self.study._storage.set_trial_system_attr(self.trial._trial_id, PREEMPTED, time.time())
+            self.study._storage.set_trial_system_attr(self.trial._trial_id, studies.PREEMPTED, time.time())
             log.warning("trial %d preempted (signal %d): last.pt holds its last finished epoch", self.number, signum)
 
         studies.record_heartbeat(self.study._storage, self.trial._trial_id)
         thread = threading.Thread(target=beat, name="sweepkit-trial-heartbeat", daemon=True)
         thread.start()
         try:
-            with on_preemption(mark_preempted):
-                yield
+            with on_preemption(mark_preempted) as flag:
+                yield flag
         finally:
             stop.set()
             thread.join()

@@ -165,6 +165,7 @@ class SweepkitSweeperImpl(Sweeper):
         assert self.config is not None
         launch_dir = Path(self.config.hydra.runtime.cwd)
         distributions, fixed = parse_search_space(params_as_overrides(self.params) + list(arguments))
+        self.grammar_params = set(distributions)
         directions = self._directions()
         fixed_cli = [a for a in arguments if a.split("=", 1)[0].lstrip("+~") in fixed and not a.startswith("hparams_search=")]
         self.study_name = self.study_name or derive_study_name(self.config.hydra.runtime.choices.get("hparams_search"), fixed_cli)
@@ -275,6 +276,10 @@ class SweepkitSweeperImpl(Sweeper):
                 if self.timeout is not None and time.monotonic() - self.start_time > self.timeout:
                     log.info("timeout of %ss reached: no new trials", self.timeout)
                     return
+                adopted = self._adopt_preempted(study, heartbeat)
+                if adopted:
+                    self._launch(study, adopted, fixed, heartbeat)
+                    continue
                 slots = min(self.n_jobs, self.n_trials - finished - running)
                 if slots <= 0:  # other workers hold the remaining trials: wait for them (or their death)
                     time.sleep(min(self.heartbeat_interval, 5.0))
@@ -296,6 +301,15 @@ class SweepkitSweeperImpl(Sweeper):
                 log.warning("trial %d had no sign of life for %.0fs: failed%s", trial.number, self.grace_period,
                             ", its params are tried again" if retried else " (a retry already; not tried again)")
                 self._close_child_run(study, trial, studies.STALE)
+
+    def _adopt_preempted(self, study: optuna.Study, heartbeat: Heartbeat) -> list[FrozenTrial]:
+        """Preempted trials nobody resumed: relaunched under their own number and folder."""
+        adopted = studies.preempted_trials(study, self.heartbeat_interval)[: self.n_jobs]
+        for trial in adopted:
+            log.info("trial %d was preempted: resuming it from its last checkpoint", trial.number)
+            heartbeat.trial_ids.add(trial._trial_id)
+        heartbeat.beat_now()
+        return adopted
 
     def _check_failures(self, study: optuna.Study) -> None:
         failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if studies.is_counted_failure(t)]
@@ -331,8 +345,13 @@ class SweepkitSweeperImpl(Sweeper):
         ahead = study.get_trials(deepcopy=False, states=(*RESULT_STATES, TrialState.RUNNING))
         return sum(t.number < number for t in ahead) >= self.n_trials
 
-    def _job_overrides(self, trial: optuna.Trial, fixed: dict[str, str]) -> list[str]:
-        overrides = [f"{name}={override_value(value)}" for name, value in trial.params.items()]
+    def _job_overrides(self, trial: optuna.Trial | FrozenTrial, fixed: dict[str, str]) -> list[str]:
+        # Choices of the grammar are override text already (Hydra encoded them); values a custom
+        # search space drew are plain Python values and are quoted when needed.
+        overrides = [
+            f"{name}={value if name in self.grammar_params and isinstance(value, str) else override_value(value)}"
+            for name, value in trial.params.items()
+        ]
         overrides += [f"{name}={value}" for name, value in fixed.items() if name not in trial.params]
         return overrides + [
             f"hydra.sweeper.study_name={override_value(self.study_name)}",
@@ -341,7 +360,7 @@ class SweepkitSweeperImpl(Sweeper):
             f"hydra.sweep.subdir={trial.number}",
         ]
 
-    def _launch(self, study: optuna.Study, trials: list[optuna.Trial], fixed: dict[str, str], heartbeat: Heartbeat) -> None:
+    def _launch(self, study: optuna.Study, trials: Sequence[optuna.Trial | FrozenTrial], fixed: dict[str, str], heartbeat: Heartbeat) -> None:
         batch = [self._job_overrides(t, fixed) for t in trials]
         returns: Sequence[JobReturn] = []
         launch_error = None
@@ -367,9 +386,14 @@ class SweepkitSweeperImpl(Sweeper):
             self._tell_return_value(study, number, ret.return_value)
         elif ret is not None and isinstance(ret._return_value, optuna.TrialPruned):
             study.tell(number, state=TrialState.PRUNED)
-        else:
-            reason = f"{type(ret._return_value).__name__}: {ret._return_value}" if ret is not None else (launch_error or "job lost")
+        elif ret is not None:
+            reason = f"{type(ret._return_value).__name__}: {ret._return_value}"
             studies.fail_trial(study, trial, reason)
+            self._close_child_run(study, trial, reason)
+        else:  # its worker died, or a sibling's death took it down: one more try
+            reason = f"lost: {launch_error or 'the launcher returned no result'}"
+            if studies.fail_trial(study, trial, reason) and studies.retry_once(study, trial):
+                log.warning("trial %d was lost with its worker; its params are tried once more", number)
             self._close_child_run(study, trial, reason)
 
     def _tell_return_value(self, study: optuna.Study, number: int, value: Any) -> None:

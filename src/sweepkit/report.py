@@ -1,0 +1,102 @@
+"""``sweepkit-report <study name or sweep folder>``: a study's trials, its best, and what pruning saved.
+
+    sweepkit-report multirun/lr_batch_optimizer
+    sweepkit-report lr_batch_optimizer --storage postgresql://user@db/optuna
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from sweepkit import studies
+from sweepkit.errors import ConfigError
+
+STATE_STYLES = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan", "WAITING": "dim"}
+
+
+def locate(target: str, storage: str | None) -> tuple[str, str]:
+    """(study name, storage URL) from a sweep folder's study.yaml, or a study name and a storage."""
+    folder = Path(target)
+    if (folder / "study.yaml").is_file():
+        found = yaml.safe_load((folder / "study.yaml").read_text())
+        return found["study_name"], storage or found["storage"]
+    if folder.is_dir():
+        raise ConfigError("sweep folder", target, "holds no study.yaml (is it a sweepkit sweep's folder?)")
+    return target, studies.storage_url(storage, Path.cwd())
+
+
+def _duration(trial) -> str:
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return "-"
+    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def _value(trial) -> str:
+    return "-" if trial.values is None else ", ".join(f"{v:.4f}" for v in trial.values)
+
+
+def trials_table(study) -> Table:
+    """One row per trial: state, value, params, epochs, pruning, duration."""
+    trials = study.get_trials(deepcopy=False)
+    param_names = list(dict.fromkeys(name for t in trials for name in t.params))
+    table = Table(title=f"study {study.study_name}", show_lines=False)
+    for column in ("#", "state", "value", *param_names, "epochs", "pruned at", "reason", "duration"):
+        table.add_column(column, justify="right" if column in ("#", "value", "epochs", "pruned at", "duration") else "left")
+    for t in trials:
+        run, budget = studies.epochs_of(t)
+        reason = t.user_attrs.get(studies.PRUNE_REASON) or t.user_attrs.get(studies.FAIL_REASON, "")
+        params = [(f"{v:.4g}" if isinstance(v, float) else str(v)) for v in (t.params.get(n, "") for n in param_names)]
+        table.add_row(
+            str(t.number), f"[{STATE_STYLES.get(t.state.name, '')}]{t.state.name}[/]", _value(t), *params,
+            f"{run}/{budget}", str(t.user_attrs.get(studies.PRUNED_EPOCH, "")), str(reason)[:60], _duration(t),
+        )
+    return table
+
+
+def report(study, console: Console) -> None:
+    """Print the table, the best trial and the epochs run against the budget."""
+    console.print(trials_table(study))
+    summary = studies.summarize(study)
+    counts = ", ".join(f"{state} {n}" for state, n in sorted(summary.counts.items()))
+    console.print(f"trials: {counts}")
+    if summary.best_number is not None:
+        best = study.best_trial
+        console.print(f"best: trial {best.number}  value {best.value:.4f}  params {best.params}")
+    elif len(study.directions) > 1:
+        console.print(f"Pareto front: trials {[t.number for t in study.best_trials]}")
+    if summary.epochs_budget:
+        console.print(
+            f"epochs run {summary.epochs_run} of {summary.epochs_budget} budgeted "
+            f"(n_trials x max_epochs): pruning saved {100 * summary.epochs_saved_share:.0f}%"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="sweepkit-report", description=__doc__.splitlines()[0])
+    parser.add_argument("target", help="a sweep folder (multirun/<study>) or a study name")
+    parser.add_argument("--storage", help="the study's storage (default: optuna.journal here, or the folder's)")
+    args = parser.parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        name, url = locate(args.target, args.storage)
+        study = optuna.load_study(study_name=name, storage=studies.open_storage(url))
+    except ConfigError as err:
+        print(f"sweepkit-report: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyError:
+        print(f"sweepkit-report: error: study={name} is not in storage {url}", file=sys.stderr)
+        sys.exit(2)
+    report(study, Console(width=200))
+
+
+if __name__ == "__main__":
+    main()

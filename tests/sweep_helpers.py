@@ -1,0 +1,28 @@
+"""Models that misbehave on purpose, for sweep tests: a job that raises, a worker that dies.
+
+Selected as ``model=flaky`` through ``hydra.searchpath=[file://tests/sweep_conf]`` (the way a user
+adds their own configs), so the product code has no test hooks.
+"""
+
+import os
+
+import torch
+
+from sweepkit.models import MLP
+
+
+class FlakyMLP(MLP):
+    """An MLP that raises, or ends its process, after a number of training steps."""
+
+    def __init__(self, in_shape, num_outputs, hidden=(32,), fail_after_steps=None, die_after_steps=None):
+        super().__init__(in_shape, num_outputs, hidden=hidden, dropout=0.0)
+        self.fail_after_steps, self.die_after_steps, self.steps = fail_after_steps, die_after_steps, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.steps += 1
+            if self.fail_after_steps is not None and self.steps > self.fail_after_steps:
+                raise RuntimeError(f"boom after {self.fail_after_steps} steps")
+            if self.die_after_steps is not None and self.steps > self.die_after_steps:
+                os._exit(17)  # the worker vanishes without a traceback
+        return super().forward(x)

@@ -1,0 +1,110 @@
+"""Running real sweeps from tests: ``sweepkit-train -m`` in a subprocess, then reading the real
+Optuna storage, MLflow store and output folders it left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+TESTS = Path(__file__).resolve().parent
+TRAIN = Path(sys.executable).with_name("sweepkit-train")
+SEARCHPATH = f"hydra.searchpath=[file://{TESTS / 'sweep_conf'}]"
+# ten short trials on digits; the pruner may act from the 3rd finished trial, from epoch 2
+FAST_SEARCH = [
+    "hparams_search=lr_batch_optimizer",
+    "trainer.max_epochs=4",
+    "model.hidden=[32]",
+    "hydra.sweeper.sampler.n_startup_trials=4",
+    "hydra.sweeper.pruner.n_startup_trials=2",
+    "hydra.sweeper.pruner.n_warmup_steps=1",
+]
+
+
+def sweep_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"PYTHONPATH": str(TESTS), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "HYDRA_FULL_ERROR": "1"})
+    return env
+
+
+def run_sweep(cwd: Path, *overrides: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    """``sweepkit-train -m <overrides>`` in ``cwd``; its output is kept for the assertion message."""
+    done = subprocess.run(
+        [str(TRAIN), "-m", *overrides], cwd=cwd, env=sweep_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"sweep failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+def start_sweep(cwd: Path, *overrides: str) -> subprocess.Popen:
+    """The sweep as a background process (its own process group, so it can be killed whole)."""
+    return subprocess.Popen(
+        [str(TRAIN), "-m", *overrides], cwd=cwd, env=sweep_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )
+
+
+def kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> str:
+    os.killpg(process.pid, sig)
+    output, _ = process.communicate(timeout=120)
+    return output
+
+
+def only_study(cwd: Path, storage: str | None = None) -> optuna.Study:
+    """The one study in ``cwd``'s default journal (or the given storage)."""
+    from sweepkit.studies import open_storage
+
+    storage_obj = open_storage(storage or str(cwd / "optuna.journal"))
+    summaries = optuna.get_all_study_summaries(storage_obj)
+    assert len(summaries) == 1, [s.study_name for s in summaries]
+    return optuna.load_study(study_name=summaries[0].study_name, storage=storage_obj)
+
+
+def wait_for(condition, timeout: float = 120, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(every)
+
+
+def states(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+@dataclass
+class MlflowView:
+    """The parent and child runs of the sweeps in ``cwd``'s mlflow.db."""
+
+    parents: list
+    children: list
+
+    @classmethod
+    def read(cls, cwd: Path) -> MlflowView:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id], max_results=1000)]
+        parents = [r for r in runs if r.data.tags.get("sweepkit.role") == "sweep"]
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        return cls(parents, children)
+
+    def child(self, number: int):
+        found = [r for r in self.children if r.data.tags.get("optuna.trial_number") == str(number)]
+        assert len(found) == 1, f"trial {number}: {len(found)} child runs"
+        return found[0]

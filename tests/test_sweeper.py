@@ -1,0 +1,302 @@
+"""The sweepkit sweeper end to end: real sweeps (subprocesses), real Optuna journal, real MLflow store,
+real Hydra launchers. Each test states the rule it checks."""
+
+import shutil
+import signal
+import time
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from sweeps import (
+    FAST_SEARCH, SEARCHPATH, TESTS, MlflowView, finished, kill_group, only_study, run_sweep, start_sweep, states, wait_for,
+)
+from sweepkit import studies
+
+pytestmark = pytest.mark.slow
+
+LAUNCHERS = {
+    "basic": [],
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"],
+    "submitit_local": ["hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=5", "hydra.launcher.timeout_min=10"],
+}
+
+
+def _assert_study_mlflow_and_folders_agree(cwd, study, n_trials):
+    """Optuna states, MLflow children and their tags, and trial folders tell the same story."""
+    trials = study.get_trials(deepcopy=False)
+    assert len(finished(study)) == n_trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    view = MlflowView.read(cwd)
+    assert len(view.parents) == 1 and view.parents[0].info.status == "FINISHED"
+    parent = view.parents[0]
+    assert parent.data.metrics["trials_finished"] == n_trials
+    assert {c.data.tags["mlflow.parentRunId"] for c in view.children} == {parent.info.run_id}
+    sweep_dir = cwd / "multirun" / study.study_name
+    for trial in finished(study):
+        child = view.child(trial.number)
+        assert child.data.tags["optuna.study"] == study.study_name
+        assert child.data.tags["optuna.state"] == trial.state.name
+        assert child.info.status == "FINISHED"
+        assert trial.user_attrs[studies.MLFLOW_RUN_ID] == child.info.run_id
+        epochs = trial.user_attrs[studies.EPOCHS_RUN]
+        assert sorted(trial.intermediate_values) == list(range(1, epochs + 1))
+        assert (sweep_dir / str(trial.number) / "checkpoints" / "last.pt").exists()
+        if trial.state == TrialState.PRUNED:
+            assert child.data.tags["optuna.pruned_epoch"] == str(trial.user_attrs[studies.PRUNED_EPOCH]) == str(epochs)
+            assert child.data.tags["optuna.prune_reason"] == trial.user_attrs[studies.PRUNE_REASON]
+        else:
+            assert trial.value == pytest.approx(child.data.metrics["best/val/acc"])
+    assert (sweep_dir / "optimization_results.yaml").exists() and (sweep_dir / "plots" / "optimization_history.png").exists()
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_sweep_of_ten_trials_with_each_launcher(launcher, tmp_path):
+    # Ten short trials on digits through each launcher: every trial is a child run, states agree.
+    n_trials = 10
+    run_sweep(tmp_path, *FAST_SEARCH, f"hydra.sweeper.n_trials={n_trials}", *LAUNCHERS[launcher])
+    study = only_study(tmp_path)
+    _assert_study_mlflow_and_folders_agree(tmp_path, study, n_trials)
+    if launcher == "basic":  # one process, fixed seeds: the same sweep every time, and it prunes
+        assert states(study).get("PRUNED", 0) >= 1
+
+
+def test_rerun_resumes_the_study_without_overwriting(tmp_path):
+    # The same command again continues the study: n_trials counts all finished trials, trial numbers
+    # and folders continue, nothing written by the first run changes.
+    base = [*FAST_SEARCH, "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner"]
+    run_sweep(tmp_path, *base, "hydra.sweeper.n_trials=3")
+    study = only_study(tmp_path)
+    sweep_dir = tmp_path / "multirun" / study.study_name
+    first_checkpoint = (sweep_dir / "0" / "checkpoints" / "last.pt").read_bytes()
+
+    output = run_sweep(tmp_path, *base, "hydra.sweeper.n_trials=5").stderr
+    study = only_study(tmp_path)
+    assert [t.number for t in finished(study)] == [0, 1, 2, 3, 4]
+    assert "3 of 5 trials done" in output
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.name.isdigit()) == ["0", "1", "2", "3", "4"]
+    assert (sweep_dir / "0" / "checkpoints" / "last.pt").read_bytes() == first_checkpoint
+    view = MlflowView.read(tmp_path)
+    assert len(view.parents) == 1 and len(view.children) == 5
+
+
+def test_different_fixed_configs_do_not_share_a_study(tmp_path):
+    # A fixed override changes the derived study name: two studies, two folders.
+    base = [*FAST_SEARCH, "hydra.sweeper.n_trials=1", "tracking=none"]
+    run_sweep(tmp_path, *base, "seed=1")
+    run_sweep(tmp_path, *base, "seed=2")
+    names = sorted(p.name for p in (tmp_path / "multirun").iterdir())
+    assert len(names) == 2 and all(name.startswith("lr_batch_optimizer-") for name in names)
+
+
+def test_diverging_trials_are_pruned_with_reason_diverged(tmp_path):
+    # A non-finite loss stops the trial at once; it is told PRUNED with reason "diverged".
+    run_sweep(
+        tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=2", "optimizer=sgd", "optimizer.momentum=0", "optimizer.nesterov=false",
+        "optimizer.lr=tag(log, interval(1e10, 1e12))", "data.batch_size=64",
+    )
+    study = only_study(tmp_path)
+    view = MlflowView.read(tmp_path)
+    for trial in study.get_trials(deepcopy=False):
+        assert trial.state == TrialState.PRUNED
+        assert trial.user_attrs[studies.PRUNE_REASON] == "diverged" and trial.user_attrs[studies.PRUNED_EPOCH] == 1
+        child = view.child(trial.number)
+        assert child.data.tags["optuna.prune_reason"] == "diverged" and child.data.tags["optuna.state"] == "PRUNED"
+
+
+def test_failing_job_is_fail_with_traceback_and_the_sweep_goes_on(tmp_path):
+    # A job that raises is FAIL (traceback in its job log and its MLflow child); the others complete.
+    run_sweep(
+        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.fail_after_steps=choice(5, 100000)",
+        "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.sampler.seed=3",
+    )
+    study = only_study(tmp_path)
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    assert failed and len(finished(study)) == 3
+    view = MlflowView.read(tmp_path)
+    for trial in failed:
+        assert "RuntimeError: boom after 5 steps" in trial.user_attrs[studies.FAIL_REASON]
+        log_text = (tmp_path / "multirun" / study.study_name / str(trial.number) / "train.log").read_text()
+        assert "Traceback" in log_text and "boom after 5 steps" in log_text
+        child = view.child(trial.number)
+        assert child.info.status == "FAILED" and child.data.tags["optuna.state"] == "FAIL"
+        assert "boom after 5 steps" in child.data.tags["error"]
+
+
+def test_max_failure_rate_stops_a_sweep_that_keeps_failing(tmp_path):
+    # More failures than max_failure_rate x n_trials: the sweep stops with one clear line.
+    done = run_sweep(
+        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.fail_after_steps=1",
+        "hydra.sweeper.n_trials=8", "hydra.sweeper.max_failure_rate=0.25", check=False,
+    )
+    assert done.returncode == 1
+    assert "3 trials failed, more than hydra.sweeper.max_failure_rate=0.25 x n_trials=8 allows" in done.stderr
+    study = only_study(tmp_path)
+    assert states(study) == {"FAIL": 3}
+    assert MlflowView.read(tmp_path).parents[0].info.status == "FAILED"
+
+
+def test_dead_worker_is_fail_and_the_sweep_goes_on(tmp_path):
+    # A joblib worker that dies mid-training: its trial is FAIL (lost), retried once, and the sweep
+    # still ends with n_trials results.
+    run_sweep(
+        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.die_after_steps=choice(3, 100000)",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=1", "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=1.0",
+        "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5", "hydra.sweeper.sampler.seed=3",
+    )
+    study = only_study(tmp_path)
+    lost = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    assert lost and all(t.user_attrs[studies.FAIL_REASON].startswith("lost:") for t in lost)
+    assert len(finished(study)) == 3
+    view = MlflowView.read(tmp_path)
+    for trial in lost:
+        child = view.child(trial.number)
+        assert child.info.status == "FAILED" and child.data.tags["optuna.state"] == "FAIL"
+
+
+def test_killed_sweep_resumes_retries_the_lost_trial_once_and_ends_at_n_trials(tmp_path):
+    # SIGKILL mid-trial, then the same command: no trial left RUNNING, the interrupted params are
+    # tried again (once), and the study ends with exactly n_trials finished.
+    command = [
+        *FAST_SEARCH, "hydra.sweeper.n_trials=3", "trainer.max_epochs=40", "data.batch_size=16",
+        "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner", "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3",
+    ]
+    process = start_sweep(tmp_path, *command)
+    journal = tmp_path / "optuna.journal"
+    wait_for(lambda: journal.exists() and any(
+        t.number == 1 and len(t.intermediate_values) >= 2 for t in only_study(tmp_path).get_trials(deepcopy=False)
+    ))
+    kill_group(process)
+    killed = only_study(tmp_path).get_trials(deepcopy=False)[1]
+    assert killed.state == TrialState.RUNNING
+    time.sleep(3.5)  # past the grace period: its heartbeat is stale
+
+    run_sweep(tmp_path, *command)
+    study = only_study(tmp_path)
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs[studies.FAIL_REASON].startswith("stale")
+    retries = [t for t in trials if t.user_attrs.get(studies.RETRY_OF) == 1]
+    assert len(retries) == 1 and retries[0].params == killed.params and retries[0].state == TrialState.COMPLETE
+    assert len(finished(study)) == 3
+    assert MlflowView.read(tmp_path).child(1).info.status == "FAILED"
+
+
+def test_two_sweep_processes_share_one_study(tmp_path):
+    # The cluster pattern: two workers (n_jobs=1 each) on one storage finish n_trials between them,
+    # with no duplicate trial and none lost.
+    command = [*FAST_SEARCH, "hydra.sweeper.n_trials=8", "hydra.sweeper.study_name=shared", "hydra.sweeper.heartbeat_interval=1",
+               "hydra.sweeper.grace_period=10"]
+    from mlflow import MlflowClient
+
+    MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_experiments()  # one process creates the store
+    workers = [start_sweep(tmp_path, *command) for _ in range(2)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    from sweepkit.studies import open_storage
+    import optuna
+
+    study = optuna.load_study(study_name="shared", storage=open_storage(str(tmp_path / "optuna.journal")))
+    results = finished(study)
+    assert len(results) == 8
+    assert not study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    assert all(t.user_attrs.get(studies.FAIL_REASON, "").startswith("surplus") for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    assert all("trial" in out for out in outputs), "both workers ran trials"
+    folders = {p.name for p in (tmp_path / "multirun" / "shared").iterdir() if p.name.isdigit()}
+    assert {str(t.number) for t in results} <= folders
+
+
+def test_multi_objective_sweep_reports_a_pareto_front_without_pruning(tmp_path):
+    # Two objectives (accuracy up, epoch time down): no pruning (Optuna forbids it), a Pareto front.
+    done = run_sweep(
+        tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=4", "objective.metric=[val/acc,epoch_time_s]", "objective.mode=[max,min]",
+    )
+    assert "pruning is off: Optuna cannot prune multi-objective studies" in done.stderr + done.stdout
+    study = only_study(tmp_path)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert states(study) == {"COMPLETE": 4} and all(len(t.values) == 2 for t in study.trials)
+    results = yaml.safe_load((tmp_path / "multirun" / study.study_name / "optimization_results.yaml").read_text())
+    assert results["pareto_front"] and {"number", "params", "values"} <= set(results["pareto_front"][0])
+
+
+def test_lightning_hydra_template_search_file_runs_with_only_the_sweeper_renamed(tmp_path):
+    # An hparams_search file written for the Hydra Optuna sweeper (lightning-hydra-template's style:
+    # storage, study_name, n_jobs, direction, n_trials, a seeded TPE sampler, params in the grammar).
+    conf = tmp_path / "conf"
+    shutil.copytree(TESTS / "sweep_conf", conf)
+    (conf / "hparams_search").mkdir()
+    shutil.copy(TESTS / "lht_style_search.yaml", conf / "hparams_search" / "lht_style.yaml")
+    run_sweep(tmp_path, f"hydra.searchpath=[file://{conf}]", "hparams_search=lht_style", "trainer.max_epochs=2",
+              "hydra.sweeper.n_trials=4")
+    study = only_study(tmp_path)
+    assert len(finished(study)) == 4
+    assert set(study.trials[0].params) == {"optimizer.lr", "data.batch_size", "model.hidden"}
+
+
+def test_enqueued_points_run_first_and_custom_space_adds_conditional_params(tmp_path):
+    # enqueue_trials: known-good points first; custom_search_space: momentum only for SGD trials.
+    run_sweep(
+        tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=4", "tracking=none",
+        "hydra.sweeper.enqueue_trials=[{optimizer: sgd, optimizer.lr: 0.05, data.batch_size: 64, lr_scaling.rule: linear}]",
+        "hydra.sweeper.custom_search_space=sweepkit.search_spaces.sgd_momentum",
+    )
+    trials = only_study(tmp_path).trials
+    assert trials[0].params["optimizer"] == "sgd" and trials[0].params["optimizer.lr"] == 0.05
+    for trial in trials:
+        assert ("optimizer.momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
+
+
+def test_report_shows_trials_best_and_saved_epochs(tmp_path):
+    # sweepkit-report on a sweep folder: a table of trials, the best, epochs run against the budget.
+    import subprocess
+
+    from sweeps import TRAIN, sweep_env
+
+    run_sweep(tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=6", "tracking=none")
+    study = only_study(tmp_path)
+    report = subprocess.run(
+        [str(TRAIN.with_name("sweepkit-report")), f"multirun/{study.study_name}"], cwd=tmp_path, env=sweep_env(),
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert f"best: trial {study.best_trial.number}" in report
+    summary = studies.summarize(study)
+    assert f"epochs run {summary.epochs_run} of {summary.epochs_budget} budgeted" in report
+    assert "optimizer.lr" in report and "COMPLETE" in report
+
+
+def test_preempted_trial_resumes_under_its_number_without_reporting_an_epoch_twice(tmp_path):
+    # SIGUSR1 (a scheduler's warning) stops the running trial at a safe point with last.pt written;
+    # the same command resumes that trial number from last.pt, each epoch reported and logged once.
+    command = [
+        *FAST_SEARCH, "hydra.sweeper.n_trials=1", "trainer.max_epochs=30", "data.batch_size=16",
+        "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner", "hydra.sweeper.heartbeat_interval=1",
+    ]
+    process = start_sweep(tmp_path, *command)
+    wait_for(lambda: (tmp_path / "optuna.journal").exists() and any(
+        len(t.intermediate_values) >= 3 for t in only_study(tmp_path).get_trials(deepcopy=False)))
+    kill_group(process, signal.SIGUSR1)
+    assert process.returncode != 0
+    study = only_study(tmp_path)
+    trial = study.trials[0]
+    assert trial.state == TrialState.RUNNING and trial.system_attrs.get(studies.PREEMPTED)
+    from sweepkit import checkpoint
+
+    stopped_at = checkpoint.load(tmp_path / "multirun" / study.study_name / "0" / "checkpoints" / "last.pt")["loop"]["epoch"]
+    assert 3 <= stopped_at < 30 and sorted(trial.intermediate_values) == list(range(1, stopped_at + 1))
+    time.sleep(2.5)  # no heartbeat since the preemption: nobody resumed it
+
+    run_sweep(tmp_path, *command)
+    trial = only_study(tmp_path).trials[0]
+    assert len(only_study(tmp_path).trials) == 1 and trial.state == TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == list(range(1, 31))
+    view = MlflowView.read(tmp_path)
+    history = view_history(tmp_path, view.child(0).info.run_id, "val/acc")
+    assert [m.step for m in history] == list(range(1, 31))
+
+
+def view_history(cwd, run_id, key):
+    from mlflow import MlflowClient
+
+    return sorted(MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}").get_metric_history(run_id, key), key=lambda m: m.step)
+
