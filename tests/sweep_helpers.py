@@ -11,11 +11,20 @@ import torch
 from sweepkit.models import MLP
 
 
+def current_trial_number():
+    """The sweep trial this job runs (None outside a sweepkit sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().sweeper.get("trial_number") if HydraConfig.initialized() else None
+
+
 class FlakyMLP(MLP):
     """An MLP that raises, or ends its process, after a number of training steps."""
 
-    def __init__(self, in_shape, num_outputs, hidden=(32,), fail_after_steps=None, die_after_steps=None):
+    def __init__(self, in_shape, num_outputs, hidden=(32,), fail_after_steps=None, die_after_steps=None, only_in_trial=None):
         super().__init__(in_shape, num_outputs, hidden=hidden, dropout=0.0)
+        if only_in_trial is not None and only_in_trial != current_trial_number():
+            fail_after_steps = die_after_steps = None
         self.fail_after_steps, self.die_after_steps, self.steps = fail_after_steps, die_after_steps, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

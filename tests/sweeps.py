@@ -98,7 +98,10 @@ class MlflowView:
     def read(cls, cwd: Path) -> MlflowView:
         from mlflow import MlflowClient
 
-        client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+        return cls.read_client(MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}"))
+
+    @classmethod
+    def read_client(cls, client) -> MlflowView:
         runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id], max_results=1000)]
         parents = [r for r in runs if r.data.tags.get("sweepkit.role") == "sweep"]
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -66,9 +66,9 @@ def test_local_parallel_runs_as_many_trials_at_once_as_the_sweeper_batches():
 
 @pytest.mark.slow
 def test_cfg_hydra_prints_the_slurm_launcher_of_a_sweep(tmp_path):
-    # `sweepkit-train hparams_search=... hydra/launcher=slurm --cfg hydra` shows the whole submitit
-    # Slurm configuration. (The preset makes it a sweep; Hydra 1.3 refuses -m together with --cfg.)
-    shown = subprocess.run([str(SWEEPKIT_TRAIN), "hparams_search=lr_batch_optimizer", "hydra/launcher=slurm",
+    # `sweepkit-train -m hparams_search=... hydra/launcher=slurm --cfg hydra` shows the whole submitit
+    # Slurm configuration (Hydra 1.3 alone refuses -m together with --cfg; sweepkit-train accepts it).
+    shown = subprocess.run([str(SWEEPKIT_TRAIN), "-m", "hparams_search=lr_batch_optimizer", "hydra/launcher=slurm",
                             "--cfg", "hydra", "--package", "hydra.launcher"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
     launcher = yaml.safe_load(shown.stdout)

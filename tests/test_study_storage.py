@@ -72,3 +72,14 @@ def test_two_processes_share_one_study(storage, tmp_path: Path):
     assert sorted(t.number for t in trials) == list(range(2 * TRIALS_PER_WORKER))
     assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
     assert {t.user_attrs["pid"] for t in trials} == {w.pid for w in workers}
+
+
+@pytest.mark.slow
+def test_workers_opening_one_fresh_postgresql_database_together_all_succeed(postgres_url):
+    # Array tasks start at the same moment and race to create Optuna's schema; the losers'
+    # "already exists" is absorbed by studies.open_storage, so every worker gets the storage.
+    script = "import sys\nfrom sweepkit.studies import open_storage\nopen_storage(sys.argv[1])\n"
+    workers = [subprocess.Popen([sys.executable, "-c", script, postgres_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(4)]
+    outputs = [w.communicate(timeout=120)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0, 0], "\n".join(outputs)

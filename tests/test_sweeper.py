@@ -58,20 +58,22 @@ def test_sweep_of_ten_trials_with_each_launcher(launcher, tmp_path):
     run_sweep(tmp_path, *FAST_SEARCH, f"hydra.sweeper.n_trials={n_trials}", *LAUNCHERS[launcher])
     study = only_study(tmp_path)
     _assert_study_mlflow_and_folders_agree(tmp_path, study, n_trials)
-    if launcher == "basic":  # one process, fixed seeds: the same sweep every time, and it prunes
-        assert states(study).get("PRUNED", 0) >= 1
+    # Fixed seeds: the same suggestions every time, and the median of the finished trials (the
+    # first batch, when jobs run in parallel) prunes some of the later ones in every launcher.
+    assert states(study).get("PRUNED", 0) >= 1, states(study)
 
 
 def test_rerun_resumes_the_study_without_overwriting(tmp_path):
     # The same command again continues the study: n_trials counts all finished trials, trial numbers
     # and folders continue, nothing written by the first run changes.
-    base = [*FAST_SEARCH, "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner"]
+    base = [*FAST_SEARCH, "hydra.sweeper.pruner=NopPruner"]
     run_sweep(tmp_path, *base, "hydra.sweeper.n_trials=3")
     study = only_study(tmp_path)
     sweep_dir = tmp_path / "multirun" / study.study_name
     first_checkpoint = (sweep_dir / "0" / "checkpoints" / "last.pt").read_bytes()
 
-    output = run_sweep(tmp_path, *base, "hydra.sweeper.n_trials=5").stderr
+    second = run_sweep(tmp_path, *base, "hydra.sweeper.n_trials=5")
+    output = second.stdout + second.stderr
     study = only_study(tmp_path)
     assert [t.number for t in finished(study)] == [0, 1, 2, 3, 4]
     assert "3 of 5 trials done" in output
@@ -108,12 +110,12 @@ def test_diverging_trials_are_pruned_with_reason_diverged(tmp_path):
 def test_failing_job_is_fail_with_traceback_and_the_sweep_goes_on(tmp_path):
     # A job that raises is FAIL (traceback in its job log and its MLflow child); the others complete.
     run_sweep(
-        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.fail_after_steps=choice(5, 100000)",
-        "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.sampler.seed=3",
+        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.fail_after_steps=5", "model.only_in_trial=1",
+        "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=1.0",
     )
     study = only_study(tmp_path)
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    assert failed and len(finished(study)) == 3
+    assert [t.number for t in failed] == [1] and len(finished(study)) == 3
     view = MlflowView.read(tmp_path)
     for trial in failed:
         assert "RuntimeError: boom after 5 steps" in trial.user_attrs[studies.FAIL_REASON]
@@ -141,13 +143,15 @@ def test_dead_worker_is_fail_and_the_sweep_goes_on(tmp_path):
     # A joblib worker that dies mid-training: its trial is FAIL (lost), retried once, and the sweep
     # still ends with n_trials results.
     run_sweep(
-        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.die_after_steps=choice(3, 100000)",
-        "hydra/launcher=joblib", "hydra.launcher.n_jobs=1", "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=1.0",
-        "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5", "hydra.sweeper.sampler.seed=3",
+        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.die_after_steps=3", "model.only_in_trial=1",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=1.0",
+        "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5",
     )
     study = only_study(tmp_path)
     lost = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    assert lost and all(t.user_attrs[studies.FAIL_REASON].startswith("lost:") for t in lost)
+    assert [t.number for t in lost] == [1] and lost[0].user_attrs[studies.FAIL_REASON].startswith("lost:")
+    retries = [t for t in study.trials if t.user_attrs.get(studies.RETRY_OF) == 1]
+    assert len(retries) == 1 and retries[0].params == lost[0].params and retries[0].state.is_finished()
     assert len(finished(study)) == 3
     view = MlflowView.read(tmp_path)
     for trial in lost:
@@ -160,7 +164,7 @@ def test_killed_sweep_resumes_retries_the_lost_trial_once_and_ends_at_n_trials(t
     # tried again (once), and the study ends with exactly n_trials finished.
     command = [
         *FAST_SEARCH, "hydra.sweeper.n_trials=3", "trainer.max_epochs=40", "data.batch_size=16",
-        "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner", "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3",
+        "hydra.sweeper.pruner=NopPruner", "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3",
     ]
     process = start_sweep(tmp_path, *command)
     journal = tmp_path / "optuna.journal"
@@ -270,7 +274,7 @@ def test_preempted_trial_resumes_under_its_number_without_reporting_an_epoch_twi
     # the same command resumes that trial number from last.pt, each epoch reported and logged once.
     command = [
         *FAST_SEARCH, "hydra.sweeper.n_trials=1", "trainer.max_epochs=30", "data.batch_size=16",
-        "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner", "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.pruner=NopPruner", "hydra.sweeper.heartbeat_interval=1",
     ]
     process = start_sweep(tmp_path, *command)
     wait_for(lambda: (tmp_path / "optuna.journal").exists() and any(

@@ -58,3 +58,8 @@ def test_study_name_separates_fixed_configs_and_ignores_the_preset_choice():
     assert derive_study_name("p", ["model=cnn"]) != derive_study_name("p", ["model=mlp"])
     long = derive_study_name("p", [f"data.root=/some/long/path/{'x' * 80}"])
     assert long.startswith("p-") and len(long) == 12
+
+
+def test_shuffled_choices_keep_one_order_so_a_resumed_study_accepts_them():
+    first = [parse_search_space(["key=shuffle(a, b, c, d, e)"])[0]["key"] for _ in range(5)]
+    assert all(d == CategoricalDistribution(["a", "b", "c", "d", "e"]) for d in first)

@@ -4,10 +4,7 @@ and a real ``mlflow ui`` server for the REST and browser checks."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +17,8 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_config
+from mlflow_server import serve_mlflow
+from postgres import free_port
 from sweepkit import provenance
 from sweepkit.errors import ConfigError
 from sweepkit.loop import evaluate
@@ -71,12 +70,6 @@ class FailsAt:
         if epoch == self.epoch:
             raise self.error
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- what a run holds ------------------------------------------------------------------------------
@@ -313,34 +306,8 @@ def ui_server(tmp_path_factory):
     cfg = compose_config(["trainer=debug", "tracking=mlflow"], launch / "outputs/local")
     local = run(cfg, make_tracker=lambda: build_tracker(cfg.tracking, launch))  # tracking.uri=null: launch/mlflow.db
 
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job-runner processes for a test
-    log_file = (launch / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(VENV_BIN / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=launch, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow ui did not start: {(launch / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    with serve_mlflow(launch, "ui") as url:
         yield url, launch, local["mlflow_run_id"]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn worker
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log_file.close()
 
 
 @pytest.fixture(scope="module")

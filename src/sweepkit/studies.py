@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sweepkit.errors import ConfigError
 
@@ -55,20 +55,73 @@ def storage_url(storage: str | None, launch_dir: Path) -> str:
 def open_storage(url: str) -> BaseStorage:
     """The Optuna storage behind a canonical URL: a journal file (NFS-safe locks) or an RDB."""
     import optuna
-    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     if "://" not in url:
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(url))
     try:
-        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}})
+        return _rdb_storage(url)
     except (ImportError, ModuleNotFoundError) as err:
         raise ConfigError("hydra.sweeper.storage", url, f"needs a database driver that is not installed ({err})") from err
     except Exception as err:  # sqlalchemy reports unreachable servers and bad URLs in many types
         if isinstance(err, optuna.exceptions.OptunaError):
             raise
         raise ConfigError("hydra.sweeper.storage", url, f"cannot be opened: {err}") from err
+
+
+SCHEMA_RACE_RETRIES = 5
+
+
+def _rdb_storage(url: str) -> BaseStorage:
+    """An Optuna RDB storage, safe for workers that open one fresh database at the same moment:
+    they race to create Optuna's tables and types, and the losers' CREATE fails with "already
+    exists"; opening again then finds the schema made."""
+    from optuna.storages import RDBStorage
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    for attempt in range(1, SCHEMA_RACE_RETRIES):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (IntegrityError, ProgrammingError) as err:
+            if "already exists" not in str(err):
+                raise
+            time.sleep(0.2 * attempt)
+    return RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+OPTUNA_PART_MODULES = {"sampler": "optuna.samplers", "pruner": "optuna.pruners"}
+
+
+def build_optuna_part(kind: str, spec: Any) -> Any:
+    """``hydra.sweeper.sampler`` / ``.pruner``: a ``_target_`` config, or just a class name in
+    ``optuna.samplers`` / ``optuna.pruners`` built with its defaults (``hydra.sweeper.pruner=NopPruner``).
+
+    The class name form exists because a CLI override of ``pruner._target_`` merges into the
+    preset's node and keeps its arguments; a plain name replaces the node whole.
+    """
+    import importlib
+
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
+
+    key, module_name = f"hydra.sweeper.{kind}", OPTUNA_PART_MODULES[kind]
+    if isinstance(spec, str):
+        cls = getattr(importlib.import_module(module_name), spec.rsplit(".", 1)[-1], None)
+        if not isinstance(cls, type):
+            raise ConfigError(key, spec, f"is not a class in {module_name}")
+        spec = {"_target_": f"{cls.__module__}.{cls.__name__}"}
+    if isinstance(spec, DictConfig):
+        spec = OmegaConf.to_container(spec, resolve=True)
+    if not isinstance(spec, dict) or "_target_" not in spec:
+        raise ConfigError(key, spec, f"must be a _target_ config or the name of a class in {module_name}")
+    try:
+        return instantiate(spec)
+    except Exception as err:  # Hydra wraps the TypeError of a wrong argument; show its last line
+        cause = err.__cause__ or err
+        raise ConfigError(key, spec, f"cannot be built: {cause} (to replace the whole node: {key}=<ClassName>)") from err
 
 
 def record_heartbeat(storage: BaseStorage, trial_id: int) -> None:

@@ -86,8 +86,21 @@ def main(cfg: DictConfig) -> float | list[float]:
     return objective_value(cfg, metrics)
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+INSPECT_FLAGS = ("-c", "--cfg", "-i", "--info")
+
+
+def inspect_sweep_args(argv: list[str]) -> list[str]:
+    """``-m ... --cfg hydra`` shows the sweep's config: Hydra 1.3 refuses the two flags together,
+    so ``-m`` becomes the override ``hydra.mode=MULTIRUN``, which composes the same config."""
+    if not (set(argv) & set(MULTIRUN_FLAGS) and set(argv) & set(INSPECT_FLAGS)):
+        return argv
+    return ["hydra.mode=MULTIRUN"] + [a for a in argv if a not in MULTIRUN_FLAGS]  # before any flag: argparse
+
+
 def cli() -> None:
     """The console script: a bad config-group choice is one line and exit 2 before Hydra starts."""
+    sys.argv[1:] = inspect_sweep_args(sys.argv[1:])
     try:
         check_group_choices([a for a in sys.argv[1:] if not a.startswith("-")], Path(CONFIG_DIR))
     except ConfigError as err:

@@ -18,7 +18,6 @@ from typing import Any
 
 import optuna
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from optuna.trial import TrialState
 
@@ -78,7 +77,7 @@ class TrialContext:
         sweeper = HydraConfig.get().sweeper
         if sweeper.get("trial_number") is None or sweeper.get("study_name") is None:
             return None
-        pruner = instantiate(sweeper.pruner)
+        pruner = studies.build_optuna_part("pruner", sweeper.pruner)
         study = optuna.load_study(study_name=sweeper.study_name, storage=studies.open_storage(sweeper.storage), pruner=pruner)
         trial = optuna.trial.Trial(study, studies.trial_id(study, sweeper.trial_number))
         return cls(study, trial, float(sweeper.heartbeat_interval))

@@ -28,6 +28,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from hydra_plugins.sweepkit_sweeper._lr_range import (
+    LR, OPTIMIZER, LrCentres, RangeTestError, lr_centres, optimizer_choices, run_range_tests, trial_optimizer,
+)
+from hydra_plugins.sweepkit_sweeper._lr_range import check_settings as check_lr_range_settings
 from hydra_plugins.sweepkit_sweeper._parent_run import ParentRun, close_child
 from hydra_plugins.sweepkit_sweeper._search_space import params_as_overrides, parse_search_space
 from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
@@ -120,6 +124,7 @@ class SweepkitSweeperImpl(Sweeper):
         custom_search_space: str | None,
         enqueue_trials: Any,
         max_failure_rate: float,
+        lr_range_test: Any,
         heartbeat_interval: float,
         grace_period: float,
         trial_number: int | None = None,
@@ -137,11 +142,14 @@ class SweepkitSweeperImpl(Sweeper):
         self.direction = directions if directions is not None else direction
         self.study_name, self.storage = study_name, storage
         self.n_trials, self.n_jobs, self.timeout = n_trials, n_jobs, timeout
-        self.sampler, self.pruner = sampler, pruner
+        self.sampler = studies.build_optuna_part("sampler", sampler)
+        self.pruner = studies.build_optuna_part("pruner", pruner)
         self.params = OmegaConf.to_container(params, resolve=True) if isinstance(params, DictConfig) else params
         self.custom_search_space = get_method(custom_search_space) if custom_search_space else None
         self.enqueue_trials = OmegaConf.to_container(enqueue_trials, resolve=True) if enqueue_trials is not None and not isinstance(enqueue_trials, list) else enqueue_trials
         self.max_failure_rate = max_failure_rate
+        self.lr_range_test = OmegaConf.to_container(lr_range_test, resolve=True) if isinstance(lr_range_test, DictConfig) else dict(lr_range_test)
+        self.lr_centres: LrCentres | None = None
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.config: DictConfig | None = None
 
@@ -176,9 +184,13 @@ class SweepkitSweeperImpl(Sweeper):
         self.sweep_dir = Path(self.config.hydra.sweep.dir)
         self.sweep_dir = self.sweep_dir if self.sweep_dir.is_absolute() else launch_dir / self.sweep_dir
 
+        if self.lr_range_test["enabled"]:
+            check_lr_range_settings(self.lr_range_test, distributions)
         study = self._open_study(directions)
         self._enqueue_known_good(study)
         self._check_first_trial_composes(distributions, fixed)
+        if self.lr_range_test["enabled"]:
+            self.lr_centres = self._centre_lr_search(study, distributions, fixed)
         parent = ParentRun.open(self.config.tracking, launch_dir, study, self._parent_params(distributions, fixed, directions)) if "tracking" in self.config else None
         self._write_study_file()
         self._log_start(study, distributions, fixed, directions)
@@ -239,8 +251,34 @@ class SweepkitSweeperImpl(Sweeper):
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConfigError("hydra.sweeper.params", " ".join(overrides), f"do not compose: {first_line}") from err
 
+    def _default_optimizer(self) -> str:
+        return str(self.config.hydra.runtime.choices.get(OPTIMIZER))
+
+    def _centre_lr_search(self, study: optuna.Study, distributions: dict[str, BaseDistribution], fixed: dict[str, str]) -> LrCentres:
+        """Range tests (or the study's stored results) that centre each optimizer's lr range."""
+        optimizers = optimizer_choices(distributions, fixed, self._default_optimizer())
+        overrides = [f"{k}={v}" for k, v in fixed.items() if k not in (OPTIMIZER, LR, "data.batch_size")]
+
+        def compose(extra: list[str]) -> DictConfig:
+            return self.hydra_context.config_loader.load_sweep_config(self.config, extra)
+
+        def run_tests(names: list[str]) -> dict[str, float]:
+            try:
+                return run_range_tests(compose, names, overrides, self.lr_range_test, self.sweep_dir / "lr_range_test")
+            except RangeTestError as err:
+                raise SweepFailed(str(err)) from err
+
+        return lr_centres(study, self.lr_range_test["decades"], optimizers, run_tests)
+
+    def _lr_distribution(self, trial: optuna.Trial, fixed: dict[str, str], default: BaseDistribution) -> BaseDistribution:
+        if self.lr_centres is None:
+            return default
+        return self.lr_centres.distribution(trial_optimizer(trial.params, fixed, self._default_optimizer()))
+
     def _parent_params(self, distributions, fixed, directions) -> dict[str, Any]:
         params = {f"search.{name}": repr(d) for name, d in distributions.items()}
+        if self.lr_centres is not None:
+            params.update({f"lr_range_test.{name}": lr for name, lr in self.lr_centres.by_optimizer.items()})
         params.update({f"fixed.{name}": value for name, value in fixed.items()})
         params.update({
             "study_name": self.study_name, "storage": self.storage_url, "directions": ",".join(directions),
@@ -258,7 +296,11 @@ class SweepkitSweeperImpl(Sweeper):
         log.info("study %s in %s: %d of %d trials done", self.study_name, self.storage_url, done, self.n_trials)
         log.info("sampler %s, pruner %s, directions %s", type(self.sampler).__name__, type(self.pruner).__name__, directions)
         for name, d in distributions.items():
-            log.info("  search %s: %s", name, d)
+            if name == LR and self.lr_centres is not None:  # the written range is replaced
+                for optimizer in self.lr_centres.by_optimizer:
+                    log.info("  search %s for %s: %s (centred on its LR range test)", name, optimizer, self.lr_centres.distribution(optimizer))
+            else:
+                log.info("  search %s: %s", name, d)
         for name, value in fixed.items():
             log.info("  fixed  %s=%s", name, value)
 
@@ -284,7 +326,7 @@ class SweepkitSweeperImpl(Sweeper):
                 if slots <= 0:  # other workers hold the remaining trials: wait for them (or their death)
                     time.sleep(min(self.heartbeat_interval, 5.0))
                     continue
-                trials = self._ask(study, slots, distributions, heartbeat)
+                trials = self._ask(study, slots, distributions, fixed, heartbeat)
                 if trials:
                     self._launch(study, trials, fixed, heartbeat)
 
@@ -321,7 +363,7 @@ class SweepkitSweeperImpl(Sweeper):
                 f"last (trial {failed[-1].number}): {last}"
             )
 
-    def _ask(self, study: optuna.Study, count: int, distributions, heartbeat: Heartbeat) -> list[optuna.Trial]:
+    def _ask(self, study: optuna.Study, count: int, distributions, fixed: dict[str, str], heartbeat: Heartbeat) -> list[optuna.Trial]:
         trials = []
         for _ in range(count):
             trial = study.ask()
@@ -332,7 +374,9 @@ class SweepkitSweeperImpl(Sweeper):
                 studies.fail_trial(study, study.get_trials(deepcopy=False)[trial.number], studies.SURPLUS)
                 heartbeat.trial_ids.discard(trial_id)
                 break
-            for name, distribution in distributions.items():
+            # the optimizer before its lr: a centred lr range depends on the optimizer drawn
+            for name in sorted(distributions, key=lambda n: n == LR):
+                distribution = self._lr_distribution(trial, fixed, distributions[name]) if name == LR else distributions[name]
                 suggest(trial, name, distribution)
             if self.custom_search_space is not None:
                 self.custom_search_space(self.config, trial)
@@ -445,4 +489,6 @@ class SweepkitSweeperImpl(Sweeper):
         )
         if parent is not None:
             parent.log_summary(summary, self.n_trials, artifacts)
+            if (self.sweep_dir / "lr_range_test").is_dir():
+                parent.log_folder(self.sweep_dir / "lr_range_test", "lr_range_test")
             parent.end(status)

@@ -84,6 +84,9 @@ class ParentRun:
         for path in artifacts:
             self.client.log_artifact(self.run_id, str(path), "plots" if path.suffix == ".png" else None)
 
+    def log_folder(self, folder: Path, artifact_path: str) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status)
 

@@ -2,11 +2,12 @@
 
 ``interval(a, b)`` is uniform, ``int(interval(a, b))`` uniform on integers, ``tag(log, interval(a, b))``
 log-uniform, ``range(a, b, step)`` a stepped grid (b included, as in the Hydra Optuna sweeper),
-``choice(...)`` categorical; a plain value is fixed for every trial.
+``choice(...)`` categorical (``shuffle(...)`` too: a categorical has no order); a plain value is fixed for every trial.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +19,11 @@ from sweepkit.errors import ConfigError
 
 
 def _choices(override: Override) -> CategoricalDistribution:
+    value = override.value()
+    if getattr(value, "shuffle", False):
+        # The order of a categorical means nothing to the sampler, but it must be the same in every
+        # process: a resumed or shared study rejects a reordered distribution. Keep the written order.
+        override = dataclasses.replace(override, _value=dataclasses.replace(value, shuffle=False))
     return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
 
 

@@ -13,6 +13,24 @@ from hydra.core.config_store import ConfigStore
 
 
 @dataclass
+class LrRangeTestConf:
+    # run an LR range test (sweepkit-lr-find) per optimizer choice before the first trial and search
+    # optimizer.lr around its suggestion instead of the range in params (which must still list it)
+    enabled: bool = False
+    # width of the searched lr range in decades, centred (log scale) on the suggestion: 1.0 searches
+    # suggestion / 10**0.5 .. suggestion * 10**0.5
+    decades: float = 1.0
+    # which suggestion is the centre: valley (the cautious one) or steepest
+    suggestion: str = "valley"
+    # the range test itself, as in lr_find.yaml (run at lr_scaling.base_batch_size, where optimizer.lr applies)
+    min_lr: float = 1.0e-7
+    max_lr: float = 10.0
+    num_steps: int = 100
+    smoothing: float = 0.9
+    diverge_factor: float = 4.0
+
+
+@dataclass
 class SweepkitSweeperConf:
     _target_: str = "hydra_plugins.sweepkit_sweeper.sweepkit_sweeper.SweepkitSweeper"
     # maximize | minimize, or a list for a multi-objective study; null: from objective.mode
@@ -31,9 +49,12 @@ class SweepkitSweeperConf:
     n_jobs: int = 1
     # stop launching new trials after this many seconds; null: no limit
     timeout: float | None = None
-    # an Optuna sampler as a _target_ config
+    # sampler and pruner are built by the sweeper (one-line errors), not by Hydra's instantiate
+    _recursive_: bool = False
+    # an Optuna sampler as a _target_ config, or a class name in optuna.samplers (RandomSampler)
     sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": 42})
-    # an Optuna pruner as a _target_ config; every trial job rebuilds it (Optuna does not store it)
+    # an Optuna pruner as a _target_ config, or a class name in optuna.pruners (NopPruner: no
+    # pruning); every trial job rebuilds it (Optuna does not store it)
     pruner: Any = field(
         default_factory=lambda: {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 1}
     )
@@ -45,6 +66,8 @@ class SweepkitSweeperConf:
     enqueue_trials: list[Any] | None = None
     # stop the sweep once more than max_failure_rate * n_trials trials have failed (0: first failure)
     max_failure_rate: float = 0.2
+    # centre the optimizer.lr search on an LR range test: hydra.sweeper.lr_range_test.enabled=true
+    lr_range_test: LrRangeTestConf = field(default_factory=LrRangeTestConf)
     # seconds between liveness marks of running trials
     heartbeat_interval: float = 10.0
     # a RUNNING trial silent this long belongs to a dead process: it is failed and retried once
