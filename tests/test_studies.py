@@ -2,7 +2,10 @@
 
 import optuna
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+
+from conftest import CONFIG_DIR
 
 from sweepkit.errors import ConfigError
 from sweepkit.studies import build_optuna_part
@@ -31,3 +34,20 @@ def test_bad_nodes_give_one_line_naming_the_key(kind, spec, message):
     with pytest.raises(ConfigError) as err:
         build_optuna_part(kind, spec)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_null_is_the_default_and_bare_arguments_go_to_the_default_class():
+    assert isinstance(build_optuna_part("sampler", None), optuna.samplers.TPESampler)
+    pruner = build_optuna_part("pruner", {"n_warmup_steps": 3})
+    assert isinstance(pruner, optuna.pruners.MedianPruner) and pruner._n_warmup_steps == 3
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONFIG_DIR / "hparams_search").glob("*.yaml")))
+def test_every_search_preset_builds_exactly_the_sampler_and_pruner_it_names(preset):
+    # A preset's node replaces the schema's default whole (no MedianPruner arguments left in a NopPruner).
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        sweeper = compose("train", overrides=[f"hparams_search={preset}"], return_hydra_config=True).hydra.sweeper
+    for kind in ("sampler", "pruner"):
+        built = build_optuna_part(kind, sweeper[kind])
+        if sweeper[kind] is not None:
+            assert type(built).__name__ == sweeper[kind]._target_.rsplit(".", 1)[-1]

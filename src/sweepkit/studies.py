@@ -93,11 +93,18 @@ def _rdb_storage(url: str) -> BaseStorage:
 
 
 OPTUNA_PART_MODULES = {"sampler": "optuna.samplers", "pruner": "optuna.pruners"}
+# What a null sampler / pruner means. Defaults live here, not in the config schema, because Hydra
+# merges a preset's node into the schema's: a preset's NopPruner would inherit MedianPruner's arguments.
+DEFAULT_PARTS = {
+    "sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 42},
+    "pruner": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 1},
+}
 
 
 def build_optuna_part(kind: str, spec: Any) -> Any:
     """``hydra.sweeper.sampler`` / ``.pruner``: a ``_target_`` config, or just a class name in
-    ``optuna.samplers`` / ``optuna.pruners`` built with its defaults (``hydra.sweeper.pruner=NopPruner``).
+    ``optuna.samplers`` / ``optuna.pruners`` built with its defaults (``hydra.sweeper.pruner=NopPruner``),
+    or null for sweepkit's default (a seeded TPE sampler, a median pruner).
 
     The class name form exists because a CLI override of ``pruner._target_`` merges into the
     preset's node and keeps its arguments; a plain name replaces the node whole.
@@ -108,6 +115,8 @@ def build_optuna_part(kind: str, spec: Any) -> Any:
     from omegaconf import DictConfig, OmegaConf
 
     key, module_name = f"hydra.sweeper.{kind}", OPTUNA_PART_MODULES[kind]
+    if spec is None:
+        spec = DEFAULT_PARTS[kind]
     if isinstance(spec, str):
         cls = getattr(importlib.import_module(module_name), spec.rsplit(".", 1)[-1], None)
         if not isinstance(cls, type):
@@ -115,7 +124,9 @@ def build_optuna_part(kind: str, spec: Any) -> Any:
         spec = {"_target_": f"{cls.__module__}.{cls.__name__}"}
     if isinstance(spec, DictConfig):
         spec = OmegaConf.to_container(spec, resolve=True)
-    if not isinstance(spec, dict) or "_target_" not in spec:
+    if isinstance(spec, dict) and "_target_" not in spec:  # arguments for the default class
+        spec = {**DEFAULT_PARTS[kind], **spec}
+    if not isinstance(spec, dict):
         raise ConfigError(key, spec, f"must be a _target_ config or the name of a class in {module_name}")
     try:
         return instantiate(spec)

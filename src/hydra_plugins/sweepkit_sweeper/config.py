@@ -51,13 +51,13 @@ class SweepkitSweeperConf:
     timeout: float | None = None
     # sampler and pruner are built by the sweeper (one-line errors), not by Hydra's instantiate
     _recursive_: bool = False
-    # an Optuna sampler as a _target_ config, or a class name in optuna.samplers (RandomSampler)
-    sampler: Any = field(default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": 42})
+    # an Optuna sampler as a _target_ config, or a class name in optuna.samplers (RandomSampler);
+    # null: TPESampler(seed=42)
+    sampler: Any = None
     # an Optuna pruner as a _target_ config, or a class name in optuna.pruners (NopPruner: no
-    # pruning); every trial job rebuilds it (Optuna does not store it)
-    pruner: Any = field(
-        default_factory=lambda: {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 1}
-    )
+    # pruning); null: MedianPruner(n_startup_trials=5, n_warmup_steps=1). Every trial job rebuilds
+    # it (Optuna does not store it)
+    pruner: Any = None
     # the search space in the Hydra Optuna sweeper grammar: {key: "tag(log, interval(1e-4, 1e-1))"}
     params: dict[str, Any] | None = None
     # "module.function" called as function(cfg, trial) to suggest more (e.g. conditional) params
