@@ -8,8 +8,10 @@ heartbeat is older than the grace period belongs to a dead process.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,6 +135,42 @@ def build_optuna_part(kind: str, spec: Any) -> Any:
     except Exception as err:  # Hydra wraps the TypeError of a wrong argument; show its last line
         cause = err.__cause__ or err
         raise ConfigError(key, spec, f"cannot be built: {cause} (to replace the whole node: {key}=<ClassName>)") from err
+
+
+LOCK_TAKEOVER_S = 120.0  # a lock held this long belongs to a process that died holding it
+
+
+@contextlib.contextmanager
+def study_mutex(study: optuna.Study, purpose: str, takeover_after: float = LOCK_TAKEOVER_S) -> Iterator[None]:
+    """A lock that every process sharing the study's storage respects, whatever the storage: a
+    sidecar study ``<study>:<purpose>-lock``, whose creation is atomic in every Optuna storage
+    (journal, SQLite, PostgreSQL). It exists only while held."""
+    import optuna
+
+    name = f"{study.study_name}:{purpose}-lock"
+    waited_since = time.monotonic()
+    while True:
+        try:
+            optuna.create_study(study_name=name, storage=study._storage)
+            break
+        except optuna.exceptions.DuplicatedStudyError:
+            if time.monotonic() - waited_since > takeover_after:
+                _delete_study_if_present(name, study._storage)
+                waited_since = time.monotonic()
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        _delete_study_if_present(name, study._storage)
+
+
+def _delete_study_if_present(name: str, storage: BaseStorage) -> None:
+    import optuna
+
+    try:
+        optuna.delete_study(study_name=name, storage=storage)
+    except KeyError:
+        pass
 
 
 def record_heartbeat(storage: BaseStorage, trial_id: int) -> None:

@@ -12,7 +12,7 @@ import optuna
 
 from sweepkit import studies
 from sweepkit.studies import StudySummary
-from sweepkit.tracking import ensure_experiment, resolve_store
+from sweepkit.tracking import ensure_experiment, param_items, resolve_store, store_lock
 
 log = logging.getLogger("sweepkit")
 
@@ -31,11 +31,14 @@ class ParentRun:
         from mlflow import MlflowClient
 
         uri, artifact_location = resolve_store(tracking["uri"], launch_dir)
-        client = MlflowClient(uri)
-        experiment_id = ensure_experiment(client, tracking["experiment"], tracking.get("artifact_location") or artifact_location)
+        with store_lock(uri):  # sweep workers may open one fresh mlflow.db at once
+            client = MlflowClient(uri)
+            experiment_id = ensure_experiment(client, tracking["experiment"], tracking.get("artifact_location") or artifact_location)
         run_id = cls._existing(client, study)
         if run_id is None:
-            run_id = cls._create(client, experiment_id, study, params)
+            # Workers starting one fresh study together: one makes the parent, the others find it.
+            with studies.study_mutex(study, "mlflow-parent"):
+                run_id = cls._existing(client, study) or cls._create(client, experiment_id, study, params)
         else:
             client.update_run(run_id, status="RUNNING")
         study.set_user_attr(studies.MLFLOW_URI, uri)
@@ -57,16 +60,11 @@ class ParentRun:
         from mlflow.entities import Param
 
         run = client.create_run(experiment_id, run_name=f"sweep-{study.study_name}", tags={"optuna.study": study.study_name, "sweepkit.role": "sweep"})
-        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), 100):
+        items = [Param(key, value) for key, value in param_items(params).items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per call
             client.log_batch(run.info.run_id, params=items[i : i + 100])
         study.set_user_attr(studies.MLFLOW_PARENT_RUN_ID, run.info.run_id)
-        # Two workers starting one fresh study may both create a parent: the last writer wins and
-        # the other one's run is removed, so that all children hang under one parent.
-        winner = optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs[studies.MLFLOW_PARENT_RUN_ID]
-        if winner != run.info.run_id:
-            client.delete_run(run.info.run_id)
-        return winner
+        return run.info.run_id
 
     def log_summary(self, summary: StudySummary, n_trials: int, artifacts: list[Path]) -> None:
         """Best value and trial, counts per state, epochs run against the budget, plots."""
