@@ -1,6 +1,6 @@
 """What pruning saves a sweep, and what it costs in result: the pruner against ``NopPruner``.
 
-    python bench/sweep_pruning.py [--seeds 0 1 2] [--n-trials 30] [--tracking none]
+    python bench/sweep_pruning.py [--seeds 0 1 2] [--n-trials 30] [--tracking none] [overrides ...]
 
 The real command, ``sweepkit-train -m hparams_search=lr_batch_optimizer``, on the bundled digits,
 in a fresh folder per sweep: once with the preset's pruner and once with
@@ -63,13 +63,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n-trials", type=int, default=30)
     parser.add_argument("--tracking", choices=["none", "mlflow"], default="none")
+    parser.add_argument("overrides", nargs="*", help="more overrides for both sweeps, e.g. model=cnn")
     args = parser.parse_args()
 
     results: dict[str, list[SweepResult]] = {name: [] for name in CONTENDERS}
     print(f"{'seed':>4}  {'sweep':<9} {'best val/acc':>12} {'epochs run':>14} {'wall s':>7}")
     for seed in args.seeds:
         for name, extra in CONTENDERS.items():
-            result = run_sweep(seed, args.n_trials, args.tracking, extra)
+            result = run_sweep(seed, args.n_trials, args.tracking, [*args.overrides, *extra])
             results[name].append(result)
             print(f"{seed:>4}  {name:<9} {result.best:>12.4f} {result.epochs_run:>6} of {result.epochs_budget:<5} {result.wall_s:>7.1f}",
                   flush=True)

@@ -30,7 +30,6 @@ from sweepkit.errors import ConfigError
 from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
 from sweepkit.models import count_parameters
 from sweepkit.optim import build_optimizer, build_scheduler
-from sweepkit.plots import learning_curve
 from sweepkit.progress import build_progress
 from sweepkit.tasks import build_loss, check_objective, objective_metrics, objective_modes
 from sweepkit.tracking import NoTracker, RunTracker, build_tracker, flatten
@@ -325,6 +324,8 @@ def _log_artifacts(cfg: DictConfig, tracker: RunTracker, state: LoopState, outpu
         config_path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         tracker.log_artifact(config_path)
         if state.history:
+            from sweepkit.plots import learning_curve  # matplotlib costs 0.4 s to import: tracked runs only
+
             objective = objective_metrics(cfg.objective.metric)[0]
             tracker.log_artifact(learning_curve(state.history, objective, folder / "learning_curve.png"), "plots")
     if output_dir is not None:
