@@ -16,6 +16,11 @@ def test_a_class_name_builds_the_optuna_class_with_its_defaults():
     assert isinstance(build_optuna_part("sampler", "optuna.samplers.RandomSampler"), optuna.samplers.RandomSampler)
 
 
+def test_a_class_call_with_literal_keywords_replaces_the_node_whole():
+    pruner = build_optuna_part("pruner", "PercentilePruner(percentile=25.0, n_startup_trials=2)")
+    assert isinstance(pruner, optuna.pruners.PercentilePruner) and pruner._percentile == 25.0 and pruner._n_startup_trials == 2
+
+
 def test_a_target_config_builds_with_its_arguments():
     node = OmegaConf.create({"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 7})
     assert build_optuna_part("pruner", node)._n_startup_trials == 7
@@ -24,8 +29,10 @@ def test_a_target_config_builds_with_its_arguments():
 @pytest.mark.parametrize(
     ("kind", "spec", "message"),
     [
-        ("pruner", "NoSuchPruner", "hydra.sweeper.pruner=NoSuchPruner is not a class in optuna.pruners"),
-        ("sampler", 3, "must be a _target_ config or the name of a class in optuna.samplers"),
+        ("pruner", "NoSuchPruner", "hydra.sweeper.pruner=NoSuchPruner does not name a class in optuna.pruners"),
+        ("pruner", "PercentilePruner(25.0)", "must be ClassName or ClassName(arg=literal, ...) with a class in optuna.pruners"),
+        ("pruner", "PercentilePruner(percentile=x)", "must be ClassName or ClassName(arg=literal, ...)"),
+        ("sampler", 3, "must be a _target_ config, or ClassName(arg=value, ...) of a class in optuna.samplers"),
         # what a CLI override of _target_ alone leaves behind: the preset's arguments merged in
         ("pruner", {"_target_": "optuna.pruners.NopPruner", "n_startup_trials": 5}, "cannot be built: NopPruner() takes no arguments"),
     ],

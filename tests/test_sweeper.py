@@ -304,3 +304,12 @@ def view_history(cwd, run_id, key):
 
     return sorted(MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}").get_metric_history(run_id, key), key=lambda m: m.step)
 
+
+
+@pytest.mark.parametrize("pruner", ["HyperbandPruner", '"PercentilePruner(percentile=25.0, n_startup_trials=2)"'])
+def test_other_optuna_pruners_run_in_the_trial_jobs(pruner, tmp_path):
+    # Each job rebuilds the pruner from the sweeper config: a class by name, with arguments or without.
+    run_sweep(tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=5", "tracking=none", f"hydra.sweeper.pruner={pruner}")
+    study = only_study(tmp_path)
+    assert len(finished(study)) == 5
+    assert all(len(t.intermediate_values) == t.user_attrs[studies.EPOCHS_RUN] for t in finished(study))

@@ -103,16 +103,36 @@ DEFAULT_PARTS = {
 }
 
 
-def build_optuna_part(kind: str, spec: Any) -> Any:
-    """``hydra.sweeper.sampler`` / ``.pruner``: a ``_target_`` config, or just a class name in
-    ``optuna.samplers`` / ``optuna.pruners`` built with its defaults (``hydra.sweeper.pruner=NopPruner``),
-    or null for sweepkit's default (a seeded TPE sampler, a median pruner).
-
-    The class name form exists because a CLI override of ``pruner._target_`` merges into the
-    preset's node and keeps its arguments; a plain name replaces the node whole.
-    """
+def _spec_from_call(key: str, text: str, module_name: str) -> dict[str, Any]:
+    """``PercentilePruner`` or ``PercentilePruner(percentile=25.0)``: a class in ``module_name`` and
+    literal keyword arguments, as a ``_target_`` config."""
+    import ast
     import importlib
 
+    try:
+        expression = ast.parse(text.strip(), mode="eval").body
+        call = expression if isinstance(expression, ast.Call) else ast.Call(expression, [], [])
+        if call.args or not all(k.arg for k in call.keywords):
+            raise ValueError("positional arguments")
+        name = ast.unparse(call.func).rsplit(".", 1)[-1]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError) as err:
+        raise ConfigError(key, text, f"must be ClassName or ClassName(arg=literal, ...) with a class in {module_name}") from err
+    cls = getattr(importlib.import_module(module_name), name, None)
+    if not isinstance(cls, type):
+        raise ConfigError(key, text, f"does not name a class in {module_name}")
+    return {"_target_": f"{cls.__module__}.{cls.__name__}", **kwargs}
+
+
+def build_optuna_part(kind: str, spec: Any) -> Any:
+    """``hydra.sweeper.sampler`` / ``.pruner``: a ``_target_`` config; a class of ``optuna.samplers`` /
+    ``optuna.pruners`` by name, with keyword arguments or without (``hydra.sweeper.pruner=NopPruner``,
+    ``'hydra.sweeper.pruner="PercentilePruner(percentile=25.0)"'``); or null for sweepkit's default
+    (a seeded TPE sampler, a median pruner).
+
+    The string form exists because on the command line Hydra merges a node into the preset's,
+    keeping the preset's arguments; a string replaces the node whole.
+    """
     from hydra.utils import instantiate
     from omegaconf import DictConfig, OmegaConf
 
@@ -120,21 +140,18 @@ def build_optuna_part(kind: str, spec: Any) -> Any:
     if spec is None:
         spec = DEFAULT_PARTS[kind]
     if isinstance(spec, str):
-        cls = getattr(importlib.import_module(module_name), spec.rsplit(".", 1)[-1], None)
-        if not isinstance(cls, type):
-            raise ConfigError(key, spec, f"is not a class in {module_name}")
-        spec = {"_target_": f"{cls.__module__}.{cls.__name__}"}
+        spec = _spec_from_call(key, spec, module_name)
     if isinstance(spec, DictConfig):
         spec = OmegaConf.to_container(spec, resolve=True)
     if isinstance(spec, dict) and "_target_" not in spec:  # arguments for the default class
         spec = {**DEFAULT_PARTS[kind], **spec}
     if not isinstance(spec, dict):
-        raise ConfigError(key, spec, f"must be a _target_ config or the name of a class in {module_name}")
+        raise ConfigError(key, spec, f"must be a _target_ config, or ClassName(arg=value, ...) of a class in {module_name}")
     try:
         return instantiate(spec)
     except Exception as err:  # Hydra wraps the TypeError of a wrong argument; show its last line
         cause = err.__cause__ or err
-        raise ConfigError(key, spec, f"cannot be built: {cause} (to replace the whole node: {key}=<ClassName>)") from err
+        raise ConfigError(key, spec, f'cannot be built: {cause} (to replace the whole node: {key}=\'"ClassName(arg=value)"\')') from err
 
 
 LOCK_TAKEOVER_S = 120.0  # a lock held this long belongs to a process that died holding it
