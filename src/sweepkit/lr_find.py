@@ -38,7 +38,7 @@ from sweepkit.batching import Batches
 from sweepkit.errors import ConfigError
 from sweepkit.loop import TrainingLoop, train_step
 from sweepkit.optim import build_optimizer
-from sweepkit.overrides import check_group_choices
+from sweepkit.overrides import exit_on_bad_group_choice
 from sweepkit.plots import lr_find_curve
 from sweepkit.tracking import RunTracker, build_tracker
 from sweepkit.train import CONFIG_DIR
@@ -379,11 +379,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The console script: a bad config-group choice is one line and exit 2 before Hydra starts."""
-    try:
-        check_group_choices([a for a in sys.argv[1:] if not a.startswith("-")], Path(CONFIG_DIR))
-    except ConfigError as err:
-        print(f"sweepkit-lr-find: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_bad_group_choice("sweepkit-lr-find", sys.argv[1:], Path(CONFIG_DIR))
     main()
 
 

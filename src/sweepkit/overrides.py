@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
 
-from sweepkit.errors import one_of
+from sweepkit.errors import ConfigError, one_of
 
 
 def group_options(config_dir: Path, group: str) -> list[str]:
@@ -43,3 +44,13 @@ def check_group_choices(overrides: Sequence[str], config_dir: Path, skip_groups:
         for value in values:
             if value != "null" and value not in options:
                 raise one_of(group, value, options)
+
+
+def exit_on_bad_group_choice(prog: str, argv: Sequence[str], config_dir: Path) -> None:
+    """For a console script, before Hydra starts: a bad group choice is one line and exit 2
+    (Hydra's own message lists the search path and takes several lines)."""
+    try:
+        check_group_choices([a for a in argv if not a.startswith("-")], config_dir)
+    except ConfigError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sweepkit.errors import ConfigError
-from sweepkit.overrides import check_group_choices
+from sweepkit.overrides import exit_on_bad_group_choice
 from sweepkit.tasks import objective_metrics
 from sweepkit.training import TrainingDiverged, default_run_name, group_choices, run
 
@@ -101,11 +101,7 @@ def inspect_sweep_args(argv: list[str]) -> list[str]:
 def cli() -> None:
     """The console script: a bad config-group choice is one line and exit 2 before Hydra starts."""
     sys.argv[1:] = inspect_sweep_args(sys.argv[1:])
-    try:
-        check_group_choices([a for a in sys.argv[1:] if not a.startswith("-")], Path(CONFIG_DIR))
-    except ConfigError as err:
-        print(f"sweepkit-train: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_bad_group_choice("sweepkit-train", sys.argv[1:], Path(CONFIG_DIR))
     main()
 
 

@@ -51,12 +51,12 @@ class SweepkitSweeperConf:
     timeout: float | None = None
     # sampler and pruner are built by the sweeper (one-line errors), not by Hydra's instantiate
     _recursive_: bool = False
-    # an Optuna sampler as a _target_ config, or a class name in optuna.samplers (RandomSampler);
-    # null: TPESampler(seed=42)
+    # an Optuna sampler as a _target_ config, or a class of optuna.samplers by name, with literal
+    # keyword arguments or without: RandomSampler, "QMCSampler(seed=1)"; null: TPESampler(seed=42)
     sampler: Any = None
-    # an Optuna pruner as a _target_ config, or a class name in optuna.pruners (NopPruner: no
-    # pruning); null: MedianPruner(n_startup_trials=5, n_warmup_steps=1). Every trial job rebuilds
-    # it (Optuna does not store it)
+    # an Optuna pruner, the same ways: NopPruner (no pruning), "PercentilePruner(percentile=25.0)";
+    # null: MedianPruner(n_startup_trials=5, n_warmup_steps=1). Every trial job rebuilds it (Optuna
+    # does not store it)
     pruner: Any = None
     # the search space in the Hydra Optuna sweeper grammar: {key: "tag(log, interval(1e-4, 1e-1))"}
     params: dict[str, Any] | None = None
