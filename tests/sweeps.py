@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 TESTS = Path(__file__).resolve().parent
 TRAIN = Path(sys.executable).with_name("sweepkit-train")
 SEARCHPATH = f"hydra.searchpath=[file://{TESTS / 'sweep_conf'}]"
-# ten short trials on digits; the pruner may act from the 3rd finished trial, from epoch 2
+# ten short trials on digits; the pruner may act once 2 trials have finished, from epoch 1
 FAST_SEARCH = [
     "hparams_search=lr_batch_optimizer",
     "trainer.max_epochs=4",
