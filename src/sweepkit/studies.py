@@ -162,15 +162,16 @@ def study_mutex(study: optuna.Study, purpose: str, takeover_after: float = LOCK_
     """A lock that every process sharing the study's storage respects, whatever the storage: a
     sidecar study ``<study>:<purpose>-lock``, whose creation is atomic in every Optuna storage
     (journal, SQLite, PostgreSQL). It exists only while held."""
-    import optuna
+    from optuna.exceptions import DuplicatedStudyError
+    from optuna.study import StudyDirection
 
     name = f"{study.study_name}:{purpose}-lock"
     waited_since = time.monotonic()
     while True:
         try:
-            optuna.create_study(study_name=name, storage=study._storage)
+            study._storage.create_new_study([StudyDirection.MINIMIZE], name)
             break
-        except optuna.exceptions.DuplicatedStudyError:
+        except DuplicatedStudyError:
             if time.monotonic() - waited_since > takeover_after:
                 _delete_study_if_present(name, study._storage)
                 waited_since = time.monotonic()
@@ -182,10 +183,8 @@ def study_mutex(study: optuna.Study, purpose: str, takeover_after: float = LOCK_
 
 
 def _delete_study_if_present(name: str, storage: BaseStorage) -> None:
-    import optuna
-
     try:
-        optuna.delete_study(study_name=name, storage=storage)
+        storage.delete_study(storage.get_study_id_from_name(name))
     except KeyError:
         pass
 
