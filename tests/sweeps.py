@@ -59,11 +59,12 @@ def kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> str:
 
 
 def only_study(cwd: Path, storage: str | None = None) -> optuna.Study:
-    """The one study in ``cwd``'s default journal (or the given storage)."""
-    from sweepkit.studies import open_storage
+    """The one study in ``cwd``'s default journal (or the given storage); a running sweep's
+    momentary lock study (studies.study_mutex) is not one."""
+    from sweepkit.studies import is_lock_study, open_storage
 
     storage_obj = open_storage(storage or str(cwd / "optuna.journal"))
-    summaries = optuna.get_all_study_summaries(storage_obj)
+    summaries = [s for s in optuna.get_all_study_summaries(storage_obj) if not is_lock_study(s.study_name)]
     assert len(summaries) == 1, [s.study_name for s in summaries]
     return optuna.load_study(study_name=summaries[0].study_name, storage=storage_obj)
 

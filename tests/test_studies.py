@@ -1,63 +1,6 @@
-"""studies.py: the sampler and pruner nodes of the sweeper config, built with one-line errors."""
+"""studies.py: a lock that every process sharing a study's storage respects."""
 
 import optuna
-import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-from conftest import CONFIG_DIR
-
-from sweepkit.errors import ConfigError
-from sweepkit.studies import build_optuna_part
-
-
-def test_a_class_name_builds_the_optuna_class_with_its_defaults():
-    assert isinstance(build_optuna_part("pruner", "NopPruner"), optuna.pruners.NopPruner)
-    assert isinstance(build_optuna_part("sampler", "optuna.samplers.RandomSampler"), optuna.samplers.RandomSampler)
-
-
-def test_a_class_call_with_literal_keywords_replaces_the_node_whole():
-    pruner = build_optuna_part("pruner", "PercentilePruner(percentile=25.0, n_startup_trials=2)")
-    assert isinstance(pruner, optuna.pruners.PercentilePruner) and pruner._percentile == 25.0 and pruner._n_startup_trials == 2
-
-
-def test_a_target_config_builds_with_its_arguments():
-    node = OmegaConf.create({"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 7})
-    assert build_optuna_part("pruner", node)._n_startup_trials == 7
-
-
-@pytest.mark.parametrize(
-    ("kind", "spec", "message"),
-    [
-        ("pruner", "NoSuchPruner", "hydra.sweeper.pruner=NoSuchPruner does not name a class in optuna.pruners"),
-        ("pruner", "PercentilePruner(25.0)", "must be ClassName or ClassName(arg=literal, ...) with a class in optuna.pruners"),
-        ("pruner", "PercentilePruner(percentile=x)", "must be ClassName or ClassName(arg=literal, ...)"),
-        ("sampler", 3, "must be a _target_ config, or ClassName(arg=value, ...) of a class in optuna.samplers"),
-        # what a CLI override of _target_ alone leaves behind: the preset's arguments merged in
-        ("pruner", {"_target_": "optuna.pruners.NopPruner", "n_startup_trials": 5}, "cannot be built: NopPruner() takes no arguments"),
-    ],
-)
-def test_bad_nodes_give_one_line_naming_the_key(kind, spec, message):
-    with pytest.raises(ConfigError) as err:
-        build_optuna_part(kind, spec)
-    assert message in str(err.value) and "\n" not in str(err.value)
-
-
-def test_null_is_the_default_and_bare_arguments_go_to_the_default_class():
-    assert isinstance(build_optuna_part("sampler", None), optuna.samplers.TPESampler)
-    pruner = build_optuna_part("pruner", {"n_warmup_steps": 3})
-    assert isinstance(pruner, optuna.pruners.MedianPruner) and pruner._n_warmup_steps == 3
-
-
-@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONFIG_DIR / "hparams_search").glob("*.yaml")))
-def test_every_search_preset_builds_exactly_the_sampler_and_pruner_it_names(preset):
-    # A preset's node replaces the schema's default whole (no MedianPruner arguments left in a NopPruner).
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        sweeper = compose("train", overrides=[f"hparams_search={preset}"], return_hydra_config=True).hydra.sweeper
-    for kind in ("sampler", "pruner"):
-        built = build_optuna_part(kind, sweeper[kind])
-        if sweeper[kind] is not None:
-            assert type(built).__name__ == sweeper[kind]._target_.rsplit(".", 1)[-1]
 
 
 def test_study_mutex_lets_one_holder_in_at_a_time_across_storage_handles(tmp_path):
@@ -95,7 +38,17 @@ def test_a_lock_left_by_a_dead_holder_is_taken_over(tmp_path):
 
     storage = open_storage(str(tmp_path / "optuna.journal"))
     study = optuna.create_study(study_name="s", storage=storage)
-    optuna.create_study(study_name="s:test-lock", storage=storage)  # its holder died
+    optuna.create_study(study_name="s:lock:test", storage=storage)  # its holder died
     with study_mutex(study, "test", takeover_after=0.3):
         pass
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["s"]
+
+
+def test_a_held_lock_is_a_study_that_listings_can_tell_apart(tmp_path):
+    from sweepkit.studies import is_lock_study, open_storage, study_mutex
+
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    study = optuna.create_study(study_name="s", storage=storage)
+    with study_mutex(study, "test"):
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        assert len(names) == 2 and [n for n in names if not is_lock_study(n)] == ["s"]

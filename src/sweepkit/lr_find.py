@@ -42,7 +42,7 @@ from sweepkit.overrides import exit_on_bad_group_choice
 from sweepkit.plots import lr_find_curve
 from sweepkit.tracking import RunTracker, build_tracker
 from sweepkit.train import CONFIG_DIR
-from sweepkit.training import Setup, build, group_choices, launch_dir, run_params
+from sweepkit.training import Setup, build, group_choices, launch_dir, record_failure, run_params
 
 log = logging.getLogger("sweepkit")
 MIN_STEPS = 10  # fewer leaves no points between the skipped start and end of the curve
@@ -306,18 +306,10 @@ def find_lr(
     try:
         result = _test_and_report(cfg, setup, settings, tracker)
     except BaseException as err:
-        _end_unfinished(tracker, err)
+        record_failure(tracker, None, err)  # KILLED or FAILED, with the error as tag and traceback
         raise
     tracker.end("FINISHED")
     return result
-
-
-def _end_unfinished(tracker: RunTracker, err: BaseException) -> None:
-    """End the tracked run KILLED (Ctrl-C, SIGTERM) or FAILED, with the error as its tag."""
-    try:
-        tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED", f"{type(err).__name__}: {err}")
-    except Exception as tracker_err:  # the caller must see err, not a tracker's own trouble
-        log.warning("could not end the tracked run: %s", tracker_err)
 
 
 def _test_and_report(cfg: DictConfig, setup: Setup, settings: RangeTestSettings, tracker: RunTracker) -> LrFindResult:

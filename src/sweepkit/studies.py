@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sweepkit.errors import ConfigError
 
@@ -94,78 +94,24 @@ def _rdb_storage(url: str) -> BaseStorage:
     return RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
-OPTUNA_PART_MODULES = {"sampler": "optuna.samplers", "pruner": "optuna.pruners"}
-# What a null sampler / pruner means. Defaults live here, not in the config schema, because Hydra
-# merges a preset's node into the schema's: a preset's NopPruner would inherit MedianPruner's arguments.
-DEFAULT_PARTS = {
-    "sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 42},
-    "pruner": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 1},
-}
-
-
-def _spec_from_call(key: str, text: str, module_name: str) -> dict[str, Any]:
-    """``PercentilePruner`` or ``PercentilePruner(percentile=25.0)``: a class in ``module_name`` and
-    literal keyword arguments, as a ``_target_`` config."""
-    import ast
-    import importlib
-
-    try:
-        expression = ast.parse(text.strip(), mode="eval").body
-        call = expression if isinstance(expression, ast.Call) else ast.Call(expression, [], [])
-        if call.args or not all(k.arg for k in call.keywords):
-            raise ValueError("positional arguments")
-        name = ast.unparse(call.func).rsplit(".", 1)[-1]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    except (SyntaxError, ValueError) as err:
-        raise ConfigError(key, text, f"must be ClassName or ClassName(arg=literal, ...) with a class in {module_name}") from err
-    cls = getattr(importlib.import_module(module_name), name, None)
-    if not isinstance(cls, type):
-        raise ConfigError(key, text, f"does not name a class in {module_name}")
-    return {"_target_": f"{cls.__module__}.{cls.__name__}", **kwargs}
-
-
-def build_optuna_part(kind: str, spec: Any) -> Any:
-    """``hydra.sweeper.sampler`` / ``.pruner``: a ``_target_`` config; a class of ``optuna.samplers`` /
-    ``optuna.pruners`` by name, with keyword arguments or without (``hydra.sweeper.pruner=NopPruner``,
-    ``'hydra.sweeper.pruner="PercentilePruner(percentile=25.0)"'``); or null for sweepkit's default
-    (a seeded TPE sampler, a median pruner).
-
-    The string form exists because on the command line Hydra merges a node into the preset's,
-    keeping the preset's arguments; a string replaces the node whole.
-    """
-    from hydra.utils import instantiate
-    from omegaconf import DictConfig, OmegaConf
-
-    key, module_name = f"hydra.sweeper.{kind}", OPTUNA_PART_MODULES[kind]
-    if spec is None:
-        spec = DEFAULT_PARTS[kind]
-    if isinstance(spec, str):
-        spec = _spec_from_call(key, spec, module_name)
-    if isinstance(spec, DictConfig):
-        spec = OmegaConf.to_container(spec, resolve=True)
-    if isinstance(spec, dict) and "_target_" not in spec:  # arguments for the default class
-        spec = {**DEFAULT_PARTS[kind], **spec}
-    if not isinstance(spec, dict):
-        raise ConfigError(key, spec, f"must be a _target_ config, or ClassName(arg=value, ...) of a class in {module_name}")
-    try:
-        return instantiate(spec)
-    except Exception as err:  # Hydra wraps the TypeError of a wrong argument; show its last line
-        cause = err.__cause__ or err
-        raise ConfigError(key, spec, f'cannot be built: {cause} (to replace the whole node: {key}=\'"ClassName(arg=value)"\')') from err
-
-
 LOCK_TAKEOVER_S = 120.0  # a lock held this long belongs to a process that died holding it
+LOCK_MARK = ":lock:"  # in the name of a study_mutex's sidecar study
+
+
+def is_lock_study(name: str) -> bool:
+    """Whether a study in the storage is a study_mutex's lock (listings of studies should skip it)."""
+    return LOCK_MARK in name
 
 
 @contextlib.contextmanager
 def study_mutex(study: optuna.Study, purpose: str, takeover_after: float = LOCK_TAKEOVER_S) -> Iterator[None]:
     """A lock that every process sharing the study's storage respects, whatever the storage: a
-    sidecar study ``<study>:<purpose>-lock``, whose creation is atomic in every Optuna storage
+    sidecar study ``<study>:lock:<purpose>``, whose creation is atomic in every Optuna storage
     (journal, SQLite, PostgreSQL). It exists only while held."""
     from optuna.exceptions import DuplicatedStudyError
     from optuna.study import StudyDirection
 
-    name = f"{study.study_name}:{purpose}-lock"
+    name = f"{study.study_name}{LOCK_MARK}{purpose}"
     waited_since = time.monotonic()
     while True:
         try:

@@ -36,7 +36,7 @@ MAX_KEY = 250  # MLflow's limit on a param, metric or tag name
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 MAX_TAG_VALUE = 8000  # MLflow's limit on a tag value
 BATCH = 100  # MLflow takes at most 100 params or tags per log_batch call
-# Checkpoints: checkpoint.save only ever replaces them by rename (a new file), never rewrites one in
+# Checkpoints: checkpoint.save_atomic only ever replaces them by rename (a new file), never rewrites one in
 # place, so a hard link in a local artifact store keeps exactly the version that was logged.
 LINKABLE_SUFFIXES = (".pt",)
 SYSTEM_METRICS_INTERVAL_S = 10  # MLflow's own default; MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides it
@@ -199,6 +199,18 @@ def ensure_experiment(client, name: str, artifact_location: str | None) -> str:
     return experiment.experiment_id
 
 
+def open_experiment(uri: str, experiment: str, artifact_location: str | None, experiment_id: str | None = None):
+    """An ``MlflowClient`` on ``uri`` and the id of ``experiment`` (created when missing), with the
+    store opened under its lock: parallel jobs and sweep workers may open one fresh mlflow.db at once."""
+    from mlflow import MlflowClient
+
+    if uri.startswith("sqlite:"):
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (half a second: import before taking the lock)
+    with store_lock(uri):  # opening the store makes a fresh one's tables
+        client = MlflowClient(uri)
+        return client, experiment_id or ensure_experiment(client, experiment, artifact_location)
+
+
 def source_tags() -> dict[str, str]:
     """Who started the run and with what, as MLflow's UI shows them ("Created by", "Source")."""
     tags = {"mlflow.source.name": Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", "mlflow.source.type": "LOCAL"}
@@ -221,15 +233,9 @@ class MlflowTracker:
         experiment_id: str | None = None,
         system_metrics: bool = False,
     ) -> None:
-        from mlflow import MlflowClient
-
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.tracking_uri, self.parent_run_id, self.system_metrics = tracking_uri, parent_run_id, system_metrics
-        if tracking_uri.startswith("sqlite:"):
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  (half a second: import before taking the lock)
-        with store_lock(tracking_uri):  # opening the store makes a fresh one's tables
-            self.client = MlflowClient(tracking_uri)
-            self.experiment_id = experiment_id or ensure_experiment(self.client, experiment, artifact_location)
+        self.client, self.experiment_id = open_experiment(tracking_uri, experiment, artifact_location, experiment_id)
         self.run_id: str | None = None
         self.artifact_uri: str | None = None
         self._monitor = None

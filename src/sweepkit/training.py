@@ -261,13 +261,13 @@ def run(
     try:
         outcome = _train_and_test(cfg, setup, tracker, reporter, output_dir, stop_requested)
     except BaseException as err:
-        _record_failure(tracker, output_dir, err)
+        record_failure(tracker, output_dir, err)
         raise
     tracker.end("FINISHED")
     return {**outcome, "mlflow_run_id": tracker.run_id}
 
 
-def _record_failure(tracker: RunTracker, output_dir: Path | None, err: BaseException) -> None:
+def record_failure(tracker: RunTracker, output_dir: Path | None, err: BaseException) -> None:
     """End the tracked run KILLED (Ctrl-C, SIGTERM, preemption) or FAILED, the error as its tag; a
     failure's traceback goes to ``error.txt`` in the run folder and the tracked run.
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, open_dict
 from optuna.trial import TrialState
 
 from sweepkit import studies
+from sweepkit.optuna_parts import build_optuna_part
 from sweepkit.preemption import PreemptionFlag, on_preemption
 from sweepkit.tracking import MlflowTracker, RunTracker
 
@@ -77,7 +78,7 @@ class TrialContext:
         sweeper = HydraConfig.get().sweeper
         if sweeper.get("trial_number") is None or sweeper.get("study_name") is None:
             return None
-        pruner = studies.build_optuna_part("pruner", sweeper.pruner)
+        pruner = build_optuna_part("pruner", sweeper.pruner)
         study = optuna.load_study(study_name=sweeper.study_name, storage=studies.open_storage(sweeper.storage), pruner=pruner)
         trial = optuna.trial.Trial(study, studies.trial_id(study, sweeper.trial_number))
         return cls(study, trial, float(sweeper.heartbeat_interval))

@@ -36,6 +36,7 @@ from hydra_plugins.sweepkit_sweeper._parent_run import ParentRun, close_child
 from hydra_plugins.sweepkit_sweeper._search_space import params_as_overrides, parse_search_space
 from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
 from sweepkit import studies
+from sweepkit.optuna_parts import build_optuna_part
 from sweepkit.errors import ConfigError, one_of
 from sweepkit.tasks import objective_metrics, objective_modes
 
@@ -142,8 +143,8 @@ class SweepkitSweeperImpl(Sweeper):
         self.direction = directions if directions is not None else direction
         self.study_name, self.storage = study_name, storage
         self.n_trials, self.n_jobs, self.timeout = n_trials, n_jobs, timeout
-        self.sampler = studies.build_optuna_part("sampler", sampler)
-        self.pruner = studies.build_optuna_part("pruner", pruner)
+        self.sampler = build_optuna_part("sampler", sampler)
+        self.pruner = build_optuna_part("pruner", pruner)
         self.params = OmegaConf.to_container(params, resolve=True) if isinstance(params, DictConfig) else params
         self.custom_search_space = get_method(custom_search_space) if custom_search_space else None
         self.enqueue_trials = OmegaConf.to_container(enqueue_trials, resolve=True) if enqueue_trials is not None and not isinstance(enqueue_trials, list) else enqueue_trials

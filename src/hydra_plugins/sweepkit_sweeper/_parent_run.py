@@ -12,7 +12,7 @@ import optuna
 
 from sweepkit import studies
 from sweepkit.studies import StudySummary
-from sweepkit.tracking import ensure_experiment, param_items, resolve_store, store_lock
+from sweepkit.tracking import open_experiment, param_items, resolve_store
 
 log = logging.getLogger("sweepkit")
 
@@ -28,12 +28,8 @@ class ParentRun:
         """Create (or reopen) the tracking database, experiment and parent run before any trial."""
         if tracking["backend"] != "mlflow":
             return None
-        from mlflow import MlflowClient
-
         uri, artifact_location = resolve_store(tracking["uri"], launch_dir)
-        with store_lock(uri):  # sweep workers may open one fresh mlflow.db at once
-            client = MlflowClient(uri)
-            experiment_id = ensure_experiment(client, tracking["experiment"], tracking.get("artifact_location") or artifact_location)
+        client, experiment_id = open_experiment(uri, tracking["experiment"], tracking.get("artifact_location") or artifact_location)
         run_id = cls._existing(client, study)
         if run_id is None:
             # Workers starting one fresh study together: one makes the parent, the others find it.
