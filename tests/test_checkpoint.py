@@ -1,5 +1,7 @@
 """Atomic checkpoints: an interrupted save leaves the previous file loadable."""
 
+import os
+
 import pytest
 import torch
 
@@ -7,7 +9,7 @@ from sweepkit import checkpoint
 
 
 def test_round_trip_loads_weights_only(tmp_path):
-    state = {"model": {"w": torch.arange(3.0)}, "epoch": 2, "config_yaml": "seed: 1\n"}
+    state = {"model": {"w": torch.arange(3.0)}, "loop": {}, "epoch": 2, "config_yaml": "seed: 1\n"}
     checkpoint.save_atomic(state, tmp_path / "last.pt")
     loaded = torch.load(tmp_path / "last.pt", weights_only=True)
     assert torch.equal(loaded["model"]["w"], state["model"]["w"]) and loaded["epoch"] == 2
@@ -16,7 +18,7 @@ def test_round_trip_loads_weights_only(tmp_path):
 def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
     # A crash while writing (here: after half the bytes) must not touch the file readers use.
     path = tmp_path / "last.pt"
-    checkpoint.save_atomic({"epoch": 1, "w": torch.ones(1000)}, path)
+    checkpoint.save_atomic({"model": {}, "loop": {}, "epoch": 1, "w": torch.ones(1000)}, path)
     real_save = torch.save
 
     def save_half_then_die(obj, f, *args, **kwargs):
@@ -40,3 +42,43 @@ def test_rng_capture_and_restore_repeat_the_same_draws():
     checkpoint.restore_rng(state, generators)
     second = torch.rand(3), torch.rand(3, generator=generators["device"])
     assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("content", [b"", os.urandom(3000), b"plain text, not a checkpoint\n"], ids=["empty", "random", "text"])
+def test_a_file_that_is_no_checkpoint_is_one_line_without_unsafe_advice(tmp_path, content):
+    # Empty, random or foreign bytes: a CheckpointError saying so, never torch's weights_only=False advice.
+    path = tmp_path / "last.pt"
+    path.write_bytes(content)
+    with pytest.raises(checkpoint.CheckpointError) as raised:
+        checkpoint.load(path)
+    message = str(raised.value)
+    assert "checkpoint" in message and "weights_only" not in message and "\n" not in message
+
+
+def test_a_truncated_checkpoint_is_called_damaged(tmp_path):
+    # Half a checkpoint (a copy cut short) is named as damaged, not blamed on the model.
+    path = tmp_path / "last.pt"
+    checkpoint.save_atomic({"model": {"w": torch.ones(5000)}, "loop": {"epoch": 1}}, path)
+    path.write_bytes(path.read_bytes()[:20000])
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt or not a sweepkit checkpoint .a truncated or damaged file"):
+        checkpoint.load(path)
+
+
+def test_a_torch_file_that_is_not_a_sweepkit_checkpoint_is_refused(tmp_path):
+    # A valid torch file without the model and loop state is not something to resume from.
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.ones(3)}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="is not a sweepkit checkpoint"):
+        checkpoint.load(path)
+
+
+def test_checkpoints_honour_the_umask(tmp_path):
+    # Under umask 022 a checkpoint is 0644, as any file the user writes: a team sharing the store reads it.
+    old = os.umask(0o022)
+    checkpoint.file_mode.cache_clear()
+    try:
+        path = checkpoint.save_atomic({"model": {}, "loop": {}}, tmp_path / "best.pt")
+    finally:
+        os.umask(old)
+        checkpoint.file_mode.cache_clear()
+    assert path.stat().st_mode & 0o777 == 0o644

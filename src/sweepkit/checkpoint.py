@@ -1,18 +1,38 @@
 """Checkpoints written atomically and readable with ``torch.load(..., weights_only=True)``.
 
 A save writes a temporary file in the same folder, flushes it to disk and renames it over the old
-one: a crash mid-save leaves the previous checkpoint intact, never a truncated file.
+one: a crash mid-save leaves the previous checkpoint intact, never a truncated file. The file gets
+the mode an ordinary file would (the umask honoured), so a team sharing a run folder can read it.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+
+REQUIRED_KEYS = ("model", "loop")  # what every checkpoint written by TrainingLoop.save holds
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be read as a sweepkit checkpoint; ``str(err)`` is the reason, one line."""
+
+
+@functools.cache
+def file_mode() -> int:
+    """The mode ``open()`` would give a new file under this process's umask (0644 under 022).
+
+    ``mkstemp`` makes its file 0600 whatever the umask; the umask can only be read by setting it.
+    """
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
@@ -21,6 +41,7 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as tmp:
             torch.save(state, tmp)
             tmp.flush()
@@ -33,8 +54,31 @@ def save_atomic(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint without unpickling arbitrary objects."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Read a checkpoint without unpickling arbitrary objects.
+
+    Raises CheckpointError for anything that is not one: an empty, truncated or foreign file. torch's
+    own message for those advises ``weights_only=False``, the unsafe thing to do with a file of
+    unknown origin, so it is not passed on.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError("is empty, not a checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, KeyError, ... for bad bytes
+        raise CheckpointError(f"is corrupt or not a sweepkit checkpoint ({_damage(path, err)})") from None
+    if not isinstance(state, dict) or not all(key in state for key in REQUIRED_KEYS):
+        raise CheckpointError(f"is not a sweepkit checkpoint (it lacks {' and '.join(REQUIRED_KEYS)})")
+    return state
+
+
+def _damage(path: Path, err: Exception) -> str:
+    """What is wrong, in a few words: torch writes zip archives, so a zip it cannot read was cut short."""
+    with open(path, "rb") as handle:
+        is_zip = handle.read(4) == b"PK\x03\x04"
+    return "a truncated or damaged file" if is_zip else f"not a file torch wrote: {type(err).__name__}"
 
 
 def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:

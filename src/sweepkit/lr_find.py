@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +28,14 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sweepkit import lr_scaling
 from sweepkit.batching import Batches
-from sweepkit.errors import ConfigError
+from sweepkit.console import reports_errors, run_console_script
+from sweepkit.errors import ConfigError, RunFailed
 from sweepkit.loop import TrainingLoop, train_step
 from sweepkit.optim import build_optimizer
-from sweepkit.overrides import exit_on_bad_group_choice
 from sweepkit.plots import lr_find_curve
 from sweepkit.tracking import RunTracker, build_tracker
 from sweepkit.train import CONFIG_DIR
@@ -51,7 +48,7 @@ MIN_POINTS = 3  # fewer is no curve to read a slope or a lowest point from
 StopReason = Literal["completed", "diverged"]
 
 
-class RangeTestFailed(RuntimeError):
+class RangeTestFailed(RunFailed):
     """The loss diverged too early to leave a curve to suggest an lr from."""
 
 
@@ -354,25 +351,15 @@ def summarize(result: LrFindResult) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="lr_find")
+@reports_errors
 def main(cfg: DictConfig) -> None:
     """One LR range test, then its summary (in a multirun: one test per job)."""
-    single_run = HydraConfig.get().mode == RunMode.RUN
-    if single_run:
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # end the tracked run KILLED, not RUNNING
-    try:
-        result = find_lr(cfg, choices=HydraConfig.get().runtime.choices)
-    except (ConfigError, RangeTestFailed) as err:
-        if not single_run:
-            raise  # in a multirun the job fails and the others go on
-        print(f"sweepkit-lr-find: error: {err}", file=sys.stderr)
-        sys.exit(2 if isinstance(err, ConfigError) else 1)
-    summarize(result)
+    summarize(find_lr(cfg, choices=HydraConfig.get().runtime.choices))
 
 
 def cli() -> None:
-    """The console script: a bad config-group choice is one line and exit 2 before Hydra starts."""
-    exit_on_bad_group_choice("sweepkit-lr-find", sys.argv[1:], Path(CONFIG_DIR))
-    main()
+    """The console script ``sweepkit-lr-find``: every known error is one line (sweepkit.console)."""
+    run_console_script("sweepkit-lr-find", main)
 
 
 if __name__ == "__main__":

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import logging
-import signal
-import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from sweepkit.errors import ConfigError
-from sweepkit.overrides import exit_on_bad_group_choice
+from sweepkit.console import reports_errors, run_console_script
 from sweepkit.tasks import objective_metrics
-from sweepkit.training import TrainingDiverged, default_run_name, group_choices, run
+from sweepkit.training import default_run_name, group_choices, run
 
 log = logging.getLogger("sweepkit")
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # absolute: found from any working directory
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def summarize(cfg: DictConfig, metrics: dict) -> None:
@@ -65,6 +57,7 @@ def run_trial(cfg: DictConfig, trial, choices) -> float | list[float]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@reports_errors
 def main(cfg: DictConfig) -> float | list[float]:
     """One training run; returns the best value of ``objective.metric`` (what a sweeper optimizes)."""
     hydra_cfg = HydraConfig.get()
@@ -72,37 +65,14 @@ def main(cfg: DictConfig) -> float | list[float]:
         from sweepkit.trial import TrialContext  # imports Optuna: only trial jobs pay for it
 
         return run_trial(cfg, TrialContext.from_hydra(), hydra_cfg.runtime.choices)
-    single_run = hydra_cfg.mode == RunMode.RUN
-    if single_run:
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # end the tracked run KILLED, not RUNNING
-    try:
-        metrics = run(cfg, choices=hydra_cfg.runtime.choices)
-    except (ConfigError, TrainingDiverged) as err:
-        if not single_run:
-            raise  # in a multirun the job fails and the sweep goes on
-        print(f"sweepkit-train: error: {err}", file=sys.stderr)
-        sys.exit(2 if isinstance(err, ConfigError) else 1)
+    metrics = run(cfg, choices=hydra_cfg.runtime.choices)
     summarize(cfg, metrics)
     return objective_value(cfg, metrics)
 
 
-MULTIRUN_FLAGS = ("-m", "--multirun")
-INSPECT_FLAGS = ("-c", "--cfg", "-i", "--info")
-
-
-def inspect_sweep_args(argv: list[str]) -> list[str]:
-    """``-m ... --cfg hydra`` shows the sweep's config: Hydra 1.3 refuses the two flags together,
-    so ``-m`` becomes the override ``hydra.mode=MULTIRUN``, which composes the same config."""
-    if not (set(argv) & set(MULTIRUN_FLAGS) and set(argv) & set(INSPECT_FLAGS)):
-        return argv
-    return ["hydra.mode=MULTIRUN"] + [a for a in argv if a not in MULTIRUN_FLAGS]  # before any flag: argparse
-
-
 def cli() -> None:
-    """The console script: a bad config-group choice is one line and exit 2 before Hydra starts."""
-    sys.argv[1:] = inspect_sweep_args(sys.argv[1:])
-    exit_on_bad_group_choice("sweepkit-train", sys.argv[1:], Path(CONFIG_DIR))
-    main()
+    """The console script ``sweepkit-train``: every known error is one line (sweepkit.console)."""
+    run_console_script("sweepkit-train", main)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from sweepkit.augment import build_augment
 from sweepkit.batching import check_batch_size, make_batches
 from sweepkit.datasets import DataSource, split_train_val
 from sweepkit.devices import resolve_device, resolve_precision, use_channels_last
-from sweepkit.errors import ConfigError
+from sweepkit.errors import ConfigError, RunFailed
 from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
 from sweepkit.models import count_parameters
 from sweepkit.optim import build_optimizer, build_scheduler
@@ -38,7 +38,7 @@ log = logging.getLogger("sweepkit")
 CONFIG_GROUPS = ("model", "data", "optimizer", "scheduler", "trainer", "tracking")
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunFailed):
     """The loss became NaN or infinite: the run cannot go on."""
 
 
@@ -144,12 +144,20 @@ def resume_path(resume: str | None, output_dir: Path | None) -> Path | None:
     return path
 
 
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint to resume from; an unreadable one is a ConfigError naming ``trainer.resume``."""
+    try:
+        return checkpoint.load(path)
+    except checkpoint.CheckpointError as err:
+        raise ConfigError("trainer.resume", str(path), str(err)) from None
+
+
 def resume(loop: TrainingLoop, path: Path) -> None:
     """Continue ``loop`` from ``path`` (a last.pt) and the best.pt beside it."""
+    state = load_checkpoint(path)
+    best_path = path.parent / "best.pt"
+    best = load_checkpoint(best_path)["model"] if best_path.exists() else None
     try:
-        state = checkpoint.load(path)
-        best_path = path.parent / "best.pt"
-        best = checkpoint.load(best_path)["model"] if best_path.exists() else None
         loop.load_state_dict(state, best)
     except (RuntimeError, KeyError, ValueError) as err:
         raise ConfigError("trainer.resume", str(path), f"does not fit this run's model and optimizer ({err})") from err

@@ -37,7 +37,7 @@ from hydra_plugins.sweepkit_sweeper._search_space import params_as_overrides, pa
 from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
 from sweepkit import studies
 from sweepkit.optuna_parts import build_optuna_part
-from sweepkit.errors import ConfigError, one_of
+from sweepkit.errors import ConfigError, RunFailed, one_of
 from sweepkit.tasks import objective_metrics, objective_modes
 
 log = logging.getLogger("sweepkit")
@@ -46,7 +46,7 @@ SAFE_OVERRIDE_VALUE = re.compile(r"[\w.:/@+-]+")
 RESULT_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-class SweepFailed(RuntimeError):
+class SweepFailed(RunFailed):
     """Too many trials failed: the sweep stops instead of burning the budget."""
 
 
@@ -161,14 +161,7 @@ class SweepkitSweeperImpl(Sweeper):
     # -- entry ---------------------------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> None:
         """Run the study to ``n_trials`` results; bad settings end in one line and exit status 2."""
-        try:
-            self._sweep(arguments)
-        except ConfigError as err:
-            print(f"sweepkit-train: error: {err}", file=sys.stderr)
-            sys.exit(2)
-        except SweepFailed as err:
-            print(f"sweepkit-train: error: {err}", file=sys.stderr)
-            sys.exit(1)
+        self._sweep(arguments)
 
     def _sweep(self, arguments: list[str]) -> None:
         assert self.config is not None

@@ -5,7 +5,6 @@ every start stays fast).
 """
 
 
-import sys
 from typing import Any
 
 from hydra.plugins.sweeper import Sweeper
@@ -18,13 +17,8 @@ from hydra_plugins.sweepkit_sweeper.config import SweepkitSweeperConf  # noqa: F
 class SweepkitSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         from hydra_plugins.sweepkit_sweeper._impl import SweepkitSweeperImpl
-        from sweepkit.errors import ConfigError
 
-        try:
-            self.sweeper = SweepkitSweeperImpl(**settings)
-        except ConfigError as err:  # one line, not Hydra's wrapped instantiation error
-            print(f"sweepkit-train: error: {err}", file=sys.stderr)
-            sys.exit(2)
+        self.sweeper = SweepkitSweeperImpl(**settings)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)

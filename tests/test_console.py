@@ -1,6 +1,6 @@
-"""train.py, the console script: arguments Hydra alone would refuse."""
+"""console.py, the console scripts' shell: arguments Hydra alone would refuse."""
 
-from sweepkit.train import inspect_sweep_args
+from sweepkit.console import inspect_sweep_args
 
 
 def test_multirun_with_cfg_becomes_the_multirun_mode_override():
