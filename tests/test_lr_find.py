@@ -197,11 +197,13 @@ def test_suggestions_skip_the_first_tenth_and_the_last_five_points():
 BAD_RANGES = [
     (["lr_find.min_lr=0.1", "lr_find.max_lr=0.01"], "lr_find.min_lr=0.1 must be < lr_find.max_lr=0.01"),
     (["lr_find.min_lr=0.01", "lr_find.max_lr=0.01"], "lr_find.min_lr=0.01 must be < lr_find.max_lr=0.01"),
-    (["lr_find.min_lr=0"], "lr_find.min_lr=0 must be a finite number > 0"),
-    (["lr_find.max_lr=-1"], "lr_find.max_lr=-1 must be a finite number > 0"),
-    (["lr_find.num_steps=1"], "lr_find.num_steps=1 must be an integer >= 10"),
+    (["lr_find.min_lr=0"], "lr_find.min_lr=0 must be > 0"),
+    (["lr_find.max_lr=-1"], "lr_find.max_lr=-1 must be > 0"),
+    (["lr_find.num_steps=1"], "lr_find.num_steps=1 must be >= 10"),
     (["lr_find.smoothing=1"], "lr_find.smoothing=1 must be in [0, 1)"),
     (["lr_find.diverge_factor=1"], "lr_find.diverge_factor=1 must be > 1"),
+    (["lr_find.min_lr=abc"], "lr_find.min_lr=abc must be a finite number > 0"),
+    (["lr_find.num_steps=20.5"], "lr_find.num_steps=20.5 must be an integer >= 10"),
 ]
 
 
@@ -214,7 +216,7 @@ def test_bad_range_is_a_config_error_naming_key_and_value(overrides, message, lr
     assert not list(tmp_path.rglob("*.png"))
 
 
-@pytest.mark.parametrize(("overrides", "message"), BAD_RANGES[:1] + BAD_RANGES[4:5], ids=["min>=max", "num_steps"])
+@pytest.mark.parametrize(("overrides", "message"), BAD_RANGES[:1] + BAD_RANGES[4:5] + BAD_RANGES[-2:-1], ids=["min>=max", "num_steps", "abc"])
 def test_bad_range_from_the_shell_is_one_line_nonzero_exit_and_nothing_written(overrides, message, tmp_path, monkeypatch, capsys):
     # As sweepkit-train: one line on stderr, exit 2, no plot, checkpoint or tracked run.
     monkeypatch.chdir(tmp_path)

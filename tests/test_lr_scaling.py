@@ -57,7 +57,8 @@ def test_reference_lr_inverts_effective_lr():
     [
         ((0.0, 64, 64, "linear", "sgd"), "optimizer.lr=0.0 must be > 0"),
         ((-1e-3, 64, 64, "linear", "sgd"), "optimizer.lr=-0.001 must be > 0"),
-        ((math.nan, 64, 64, "linear", "sgd"), "optimizer.lr=nan must be > 0"),
+        ((math.nan, 64, 64, "linear", "sgd"), "optimizer.lr=nan must be a finite number > 0"),
+        ((math.inf, 64, 64, "linear", "sgd"), "optimizer.lr=inf must be a finite number > 0"),
         ((0.1, 0, 64, "linear", "sgd"), "data.batch_size=0 must be >= 1"),
         ((0.1, 64, 0, "linear", "sgd"), "lr_scaling.base_batch_size=0 must be >= 1"),
         ((0.1, 64, 64, "cubic", "sgd"), "lr_scaling.rule=cubic is not one of: linear, sqrt, none, auto"),

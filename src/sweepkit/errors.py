@@ -1,7 +1,9 @@
-"""The one error type for bad user input: a single line naming the key, the value and what is allowed."""
+"""Errors a user sees as one line: bad input (naming the key, the value and what is allowed), a run
+that could not finish, a stop asked for by a signal; and the checks of a value's type and range."""
 
 from __future__ import annotations
 
+import math
 import signal
 from collections.abc import Iterable
 from typing import Any
@@ -32,3 +34,31 @@ class Stopped(KeyboardInterrupt):
 def one_of(key: str, value: Any, choices: Iterable[Any]) -> ConfigError:
     """The error for a value outside a fixed set: ``optimizer=adamx is not one of: sgd, adam``."""
     return ConfigError(key, value, "is not one of: " + ", ".join(str(c) for c in choices))
+
+
+def integer(key: str, value: Any, at_least: int | None = None) -> int:
+    """``value`` if it is a whole number (not a bool, not 2.5, not "abc") of at least ``at_least``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, value, "must be an integer" + (f" >= {at_least}" if at_least is not None else ""))
+    if at_least is not None and value < at_least:
+        raise ConfigError(key, value, f"must be >= {at_least}")
+    return value
+
+
+def number(key: str, value: Any, above: float | None = None, at_least: float | None = None) -> float:
+    """``value`` as a float if it is a finite number (not inf, nan, a bool or a string) in range."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        bound = f" > {above}" if above is not None else f" >= {at_least}" if at_least is not None else ""
+        raise ConfigError(key, value, f"must be a finite number{bound}")
+    if above is not None and not value > above:
+        raise ConfigError(key, value, f"must be > {above}")
+    if at_least is not None and not value >= at_least:
+        raise ConfigError(key, value, f"must be >= {at_least}")
+    return float(value)
+
+
+def flag(key: str, value: Any) -> bool:
+    """``value`` if it is true or false (a YAML ``yes`` or ``1`` is not a flag here)."""
+    if not isinstance(value, bool):
+        raise ConfigError(key, value, "must be true or false")
+    return value

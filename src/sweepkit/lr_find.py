@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 from sweepkit import lr_scaling
 from sweepkit.batching import Batches
 from sweepkit.console import reports_errors, run_console_script
-from sweepkit.errors import ConfigError, RunFailed
+from sweepkit.errors import ConfigError, RunFailed, integer, number
 from sweepkit.loop import TrainingLoop, train_step
 from sweepkit.optim import build_optimizer
 from sweepkit.plots import lr_find_curve
@@ -64,17 +64,13 @@ class RangeTestSettings:
 
     def __post_init__(self) -> None:
         for key in ("min_lr", "max_lr"):
-            value = getattr(self, key)
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"lr_find.{key}", value, "must be a finite number > 0")
+            number(f"lr_find.{key}", getattr(self, key), above=0)
         if not self.min_lr < self.max_lr:
             raise ConfigError("lr_find.min_lr", self.min_lr, f"must be < lr_find.max_lr={self.max_lr}")
-        if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int) or self.num_steps < MIN_STEPS:
-            raise ConfigError("lr_find.num_steps", self.num_steps, f"must be an integer >= {MIN_STEPS}")
-        if not 0.0 <= self.smoothing < 1.0:
+        integer("lr_find.num_steps", self.num_steps, at_least=MIN_STEPS)
+        if not 0.0 <= number("lr_find.smoothing", self.smoothing) < 1.0:
             raise ConfigError("lr_find.smoothing", self.smoothing, "must be in [0, 1) (0: no smoothing)")
-        if not self.diverge_factor > 1.0:
-            raise ConfigError("lr_find.diverge_factor", self.diverge_factor, "must be > 1")
+        number("lr_find.diverge_factor", self.diverge_factor, above=1)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> RangeTestSettings:

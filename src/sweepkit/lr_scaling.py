@@ -7,7 +7,7 @@ rule, Malladi et al., 2022).
 
 from __future__ import annotations
 
-from sweepkit.errors import ConfigError, one_of
+from sweepkit.errors import ConfigError, integer, number, one_of
 
 RULE_EXPONENTS = {"linear": 1.0, "sqrt": 0.5, "none": 0.0}
 AUTO_RULE_BY_OPTIMIZER = {
@@ -35,12 +35,9 @@ def resolve_rule(rule: str, optimizer_name: str) -> str:
 
 def effective_lr(lr: float, batch_size: int, base_batch_size: int, rule: str, optimizer_name: str) -> float:
     """``lr * (batch_size / base_batch_size) ** p`` with p = 1, 0.5 or 0 for linear, sqrt, none."""
-    if not lr > 0:
-        raise ConfigError("optimizer.lr", lr, "must be > 0")
-    if batch_size < 1:
-        raise ConfigError("data.batch_size", batch_size, "must be >= 1")
-    if base_batch_size < 1:
-        raise ConfigError("lr_scaling.base_batch_size", base_batch_size, "must be >= 1")
+    number("optimizer.lr", lr, above=0)
+    integer("data.batch_size", batch_size, at_least=1)
+    integer("lr_scaling.base_batch_size", base_batch_size, at_least=1)
     exponent = RULE_EXPONENTS[resolve_rule(rule, optimizer_name)]
     return lr * (batch_size / base_batch_size) ** exponent
 

@@ -26,7 +26,7 @@ from sweepkit.augment import build_augment
 from sweepkit.batching import check_batch_size, make_batches
 from sweepkit.datasets import DataSource, split_train_val
 from sweepkit.devices import resolve_device, resolve_precision, use_channels_last
-from sweepkit.errors import ConfigError, RunFailed
+from sweepkit.errors import ConfigError, RunFailed, flag, integer, number
 from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
 from sweepkit.models import count_parameters
 from sweepkit.optim import build_optimizer, build_scheduler
@@ -81,12 +81,35 @@ def instantiate_checked(node: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
+def check_settings(cfg: DictConfig) -> None:
+    """The type and range of every scalar knob of the run, before any is used: ``trainer.max_epochs=2.5``
+    or ``data.batch_size=abc`` is one line, not a traceback or a silently rounded value. (Values that
+    need the data or the device to judge, such as a batch larger than the training set, are checked
+    where they are used.)"""
+    trainer, data = cfg.trainer, cfg.data
+    integer("seed", cfg.seed)
+    integer("trainer.max_epochs", trainer.max_epochs, at_least=1)
+    integer("data.batch_size", data.batch_size, at_least=1)
+    integer("data.eval_batch_size", data.eval_batch_size, at_least=1)
+    integer("data.num_workers", data.num_workers, at_least=0)
+    number("data.val_fraction", data.val_fraction)
+    number("optimizer.lr", cfg.optimizer.lr, above=0)
+    integer("lr_scaling.base_batch_size", cfg.lr_scaling.base_batch_size, at_least=1)
+    number("trainer.log_every_s", trainer.log_every_s, above=0)
+    number("trainer.early_stopping.min_delta", trainer.early_stopping.min_delta, at_least=0)
+    if trainer.early_stopping.patience is not None:
+        integer("trainer.early_stopping.patience", trainer.early_stopping.patience, at_least=1)
+    if trainer.grad_clip_norm is not None:
+        number("trainer.grad_clip_norm", trainer.grad_clip_norm, above=0)
+    for key in ("compile", "channels_last", "save_checkpoints"):
+        flag(f"trainer.{key}", trainer[key])
+
+
 def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     """Build and check every part of a run from its config; raises ConfigError on bad input."""
+    check_settings(cfg)
     device = resolve_device(cfg.trainer.device)
     precision = resolve_precision(cfg.trainer.precision, device)
-    if cfg.trainer.max_epochs < 1:
-        raise ConfigError("trainer.max_epochs", cfg.trainer.max_epochs, "must be >= 1")
     seed_everything(cfg.seed)
     source: DataSource = instantiate_checked(cfg.data.source, seed=cfg.seed)
     check_objective(cfg.objective.metric, source.task)
@@ -119,8 +142,6 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
 
     optimizer = build_optimizer(model.parameters(), cfg.optimizer, lr)
     scheduler = build_scheduler(optimizer, cfg.scheduler, len(train_batches), cfg.trainer.max_epochs, lr)
-    if cfg.trainer.grad_clip_norm is not None and not cfg.trainer.grad_clip_norm > 0:
-        raise ConfigError("trainer.grad_clip_norm", cfg.trainer.grad_clip_norm, "must be > 0 or null")
     loop = TrainingLoop(
         model, optimizer, scheduler, precision, loss_fn, train_batches, val_batches, source.task, generators,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
@@ -129,6 +150,16 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
         compiled=compiled,
     )
     return Setup(loop, test_batches, source, lr, rule, objective, count_parameters(model), device)
+
+
+def check_writable(key: str, folder: Path) -> None:
+    """A folder the run can write into, found out before training rather than at the first checkpoint."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(key, str(folder), f"is not a writable folder ({err.strerror or type(err).__name__})") from None
 
 
 def resume_path(resume: str | None, output_dir: Path | None) -> Path | None:
@@ -261,6 +292,8 @@ def run(
     checkpoint_to_resume = resume_path(cfg.trainer.resume, output_dir)
     if checkpoint_to_resume is not None:
         resume(setup.loop, checkpoint_to_resume)
+    if output_dir is not None:
+        check_writable("output_dir", output_dir)
     log_start(cfg, setup)
 
     tracker = make_tracker() if make_tracker is not None else build_tracker(cfg.tracking, launch_dir())
