@@ -3,7 +3,7 @@
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from hydra_plugins.sweepkit_sweeper._impl import derive_study_name, override_value
+from hydra_plugins.sweepkit_sweeper._names import derive_study_name, override_value
 from hydra_plugins.sweepkit_sweeper._search_space import params_as_overrides, parse_search_space
 from sweepkit.errors import ConfigError
 

@@ -91,7 +91,9 @@ def one_line(err: BaseException) -> tuple[str, int] | None:
     if isinstance(err, MissingConfigException):
         return _missing_config(err), EXIT_BAD_INPUT
     if isinstance(err, OverrideParseException):
-        return f"the override {err.override} does not parse: {_first_line(err.message)} (grammar: https://hydra.cc/docs/advanced/override_grammar/basic/)", EXIT_BAD_INPUT
+        reasons = [line.strip() for line in err.message.splitlines()[1:] if line.strip() and not line.startswith("See ")]
+        reason = reasons[0] if reasons else _first_line(err.message)
+        return f"the override {err.override} does not parse: {reason} (grammar: https://hydra.cc/docs/advanced/override_grammar/basic/)", EXIT_BAD_INPUT
     if isinstance(err, ConfigCompositionException) and isinstance(err.__cause__, OmegaConfBaseException):
         return _bad_key(err), EXIT_BAD_INPUT
     if isinstance(err, HydraException | OmegaConfBaseException):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import signal
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -62,3 +64,15 @@ def flag(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(key, value, "must be true or false")
     return value
+
+
+def writable_folder(key: str, folder: Path) -> Path:
+    """A folder a run can write into (made if missing), found out before any work rather than at the
+    first checkpoint."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(key, str(folder), f"is not a writable folder ({err.strerror or type(err).__name__})") from None
+    return folder

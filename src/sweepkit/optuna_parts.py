@@ -11,7 +11,8 @@ OPTUNA_PART_MODULES = {"sampler": "optuna.samplers", "pruner": "optuna.pruners"}
 # What a null sampler / pruner means. Defaults live here, not in the config schema, because Hydra
 # merges a preset's node into the schema's: a preset's NopPruner would inherit MedianPruner's arguments.
 DEFAULT_PARTS = {
-    "sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 42},
+    # constant_liar: a running trial counts as a poor result, so parallel workers spread out
+    "sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 42, "constant_liar": True},
     "pruner": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 5, "n_warmup_steps": 1},
 }
 
@@ -37,16 +38,15 @@ def _spec_from_call(key: str, text: str, module_name: str) -> dict[str, Any]:
     return {"_target_": f"{cls.__module__}.{cls.__name__}", **kwargs}
 
 
-def build_optuna_part(kind: str, spec: Any) -> Any:
-    """``hydra.sweeper.sampler`` / ``.pruner``: a ``_target_`` config; a class of ``optuna.samplers`` /
-    ``optuna.pruners`` by name, with keyword arguments or without (``hydra.sweeper.pruner=NopPruner``,
-    ``'hydra.sweeper.pruner="PercentilePruner(percentile=25.0)"'``); or null for sweepkit's default
-    (a seeded TPE sampler, a median pruner).
+def part_spec(kind: str, spec: Any) -> dict[str, Any]:
+    """``hydra.sweeper.sampler`` / ``.pruner`` as a ``_target_`` dict: a ``_target_`` config; a class of
+    ``optuna.samplers`` / ``optuna.pruners`` by name, with keyword arguments or without
+    (``hydra.sweeper.pruner=NopPruner``, ``'hydra.sweeper.pruner="PercentilePruner(percentile=25.0)"'``);
+    or null for sweepkit's default (a seeded TPE sampler with constant liar, a median pruner).
 
     The string form exists because on the command line Hydra merges a node into the preset's,
     keeping the preset's arguments; a string replaces the node whole.
     """
-    from hydra.utils import instantiate
     from omegaconf import DictConfig, OmegaConf
 
     key, module_name = f"hydra.sweeper.{kind}", OPTUNA_PART_MODULES[kind]
@@ -60,6 +60,17 @@ def build_optuna_part(kind: str, spec: Any) -> Any:
         spec = {**DEFAULT_PARTS[kind], **spec}
     if not isinstance(spec, dict):
         raise ConfigError(key, spec, f"must be a _target_ config, or ClassName(arg=value, ...) of a class in {module_name}")
+    return dict(spec)
+
+
+def build_optuna_part(kind: str, spec: Any, seed: int | None = None) -> Any:
+    """The Optuna sampler or pruner a setting describes (see :func:`part_spec`). ``seed`` replaces the
+    configured seed of a seeded sampler (each sweep process of a study draws its own points)."""
+    from hydra.utils import instantiate
+
+    key, spec = f"hydra.sweeper.{kind}", part_spec(kind, spec)
+    if seed is not None and spec.get("seed") is not None:
+        spec = {**spec, "seed": seed}
     try:
         return instantiate(spec)
     except Exception as err:  # Hydra wraps the TypeError of a wrong argument; show its last line

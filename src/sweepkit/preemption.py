@@ -1,54 +1,77 @@
-"""Preemption: when the scheduler warns a job (SIGUSR1/SIGUSR2/SIGTERM), stop at the next safe point.
+"""Stop signals: a scheduler's preemption warning (SIGUSR1/SIGUSR2), SIGTERM, Ctrl-C (SIGINT).
 
-The handler only raises a flag; the training loop polls it between batches and after each epoch's
-bookkeeping, and stops there (StopRequested). Checkpoints are written at every epoch end, so the
-requeued (or re-run) job resumes from ``last.pt`` having lost at most the current epoch, and no
-epoch is logged or reported twice. A handler already installed for the signal (submitit's
-checkpoint-and-requeue) runs after the loop has stopped.
+Handlers only raise flags (a storage write inside a handler could wait forever on a lock the
+interrupted code holds); the code that polls the flag stops at its next safe point. A second signal
+means "now": it raises :class:`~sweepkit.errors.Stopped` wherever the program is.
+
+- :func:`on_preemption` serves a trial job: the training loop polls the flag between batches and after
+  each epoch's bookkeeping, so the job resumes from ``last.pt`` having lost at most the current epoch.
+  A handler already installed for the signal runs once the job has stopped: submitit's
+  checkpoint-and-requeue, or the sweep's own (the trial ran in the sweep process).
+- :class:`SweepStop` serves the sweep process: it asks the sweep's workers to stop too and lets the
+  sweep end between trials, its parent run KILLED.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import signal
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from sweepkit.loop import StopRequested
+from sweepkit.errors import Stopped
 
-PREEMPTION_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
+log = logging.getLogger("sweepkit")
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
+# A signal repeated this soon is the same request (Ctrl-C reaches a worker directly and again through
+# the sweep, which forwards it); later, it means "stop now".
+SAME_REQUEST_S = 1.0
+WORKER_EXIT_S = 5.0  # idle workers of a stopped sweep get this long to exit on SIGTERM, then are killed
 
 
-class PreemptionFlag:
-    """Callable as the loop's ``stop_requested``: true once a preemption signal arrived."""
+@dataclass
+class Handover:
+    """Whether a scheduler's own handler (not sweepkit's) took the stopped job over to requeue it."""
 
-    def __init__(self) -> None:
-        self.signum: int | None = None
+    requeued: bool = False
 
-    def __call__(self) -> bool:
-        return self.signum is not None
+
+def _is_sweepkit_handler(handler: object) -> bool:
+    return getattr(handler, "sweepkit_stop", False)
 
 
 @contextlib.contextmanager
-def on_preemption(mark: Callable[[int], None]) -> Iterator[PreemptionFlag]:
-    """Within this block a preemption signal calls ``mark(signum)`` and raises the flag; when the
-    loop has stopped on it, the signal's previous handler (if any) runs."""
-    previous = {sig: signal.getsignal(sig) for sig in PREEMPTION_SIGNALS}
-    flag = PreemptionFlag()
+def on_preemption(on_signal: Callable[[int], None]) -> Iterator[Handover]:
+    """Within this block the first stop signal calls ``on_signal(signum)`` (which raises the flag the
+    code polls, or raises to stop at once); when the block has stopped, the signal's previous handler
+    runs, if it is a program's own (submitit's, the sweep's)."""
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    received: list[int] = []
+    first_at: list[float] = []
+    handover = Handover()
 
-    def handle(signum: int, frame) -> None:
-        if flag.signum is None:
-            flag.signum = signum
-            mark(signum)
+    def handle(signum: int, frame: object) -> None:
+        if received:
+            if time.monotonic() - first_at[0] > SAME_REQUEST_S:
+                raise Stopped(signum)
+            return
+        received.append(signum)
+        first_at.append(time.monotonic())
+        on_signal(signum)
 
-    for sig in PREEMPTION_SIGNALS:
+    for sig in STOP_SIGNALS:
         signal.signal(sig, handle)
     try:
-        yield flag
-    except StopRequested:
-        chained = previous.get(flag.signum) if flag.signum is not None else None
+        yield handover
+    except BaseException:
         _restore(previous)
+        chained = previous.get(received[0]) if received else None
         if callable(chained) and chained is not signal.default_int_handler:
-            chained(flag.signum, None)  # submitit: checkpoint, requeue, exit
+            handover.requeued = not _is_sweepkit_handler(chained)
+            chained(received[0], None)
         raise
     finally:
         _restore(previous)
@@ -57,3 +80,65 @@ def on_preemption(mark: Callable[[int], None]) -> Iterator[PreemptionFlag]:
 def _restore(handlers: dict) -> None:
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
+
+
+class SweepStop:
+    """The sweep process's stop flag: the first signal asks the sweep to stop between trials and its
+    worker processes (joblib's, submitit's local jobs) to stop their trials; a second one stops now."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._first_at = 0.0
+        self._previous: dict = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def raise_if_requested(self) -> None:
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+    def __enter__(self) -> SweepStop:
+        self._previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self.handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _restore(self._previous)
+        if self.signum is not None:
+            end_idle_workers()
+
+    def handle(self, signum: int, frame: object = None) -> None:
+        if self.signum is not None:
+            if time.monotonic() - self._first_at > SAME_REQUEST_S:
+                raise Stopped(signum)
+            return
+        self.signum, self._first_at = signum, time.monotonic()
+        log.warning("signal %d: the sweep stops once its running trials have stopped (send it again to stop at once)", signum)
+        _children_signal(signum)
+
+    handle.sweepkit_stop = True  # type: ignore[attr-defined]  (on_preemption tells it from a scheduler's)
+
+
+def _children_signal(signum: int) -> list:
+    """Pass a signal on to this process's children (the trial workers); returns them."""
+    import psutil
+
+    children = psutil.Process(os.getpid()).children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.send_signal(signum)
+    return children
+
+
+def end_idle_workers() -> None:
+    """After a stopped sweep: no worker of it goes on (joblib keeps idle workers for reuse)."""
+    import psutil
+
+    children = _children_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(children, timeout=WORKER_EXIT_S)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()

@@ -9,6 +9,7 @@ heartbeat is older than the grace period belongs to a dead process.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,15 +26,21 @@ if TYPE_CHECKING:
 
 DEFAULT_JOURNAL = "optuna.journal"
 HEARTBEAT = "sweepkit:heartbeat"  # system attr: unix time of the last sign of life
-PREEMPTED = "sweepkit:preempted"  # system attr: unix time its job was told to stop by the scheduler
+PREEMPTED = "sweepkit:preempted"  # system attr: unix time its job stopped on a signal, to be resumed
+RELEASED = "sweepkit:released"  # system attr: its stopped job will not resume it itself (no requeue)
 # user attrs a trial job writes (the report and the parent run read them)
 EPOCHS_RUN, MAX_EPOCHS = "epochs_run", "max_epochs"
 PRUNED_EPOCH, PRUNE_REASON = "pruned_epoch", "prune_reason"
 FAIL_REASON, MLFLOW_RUN_ID = "fail_reason", "mlflow_run_id"
 # study user attrs the sweeper writes before the first trial
 MLFLOW_URI, MLFLOW_EXPERIMENT_ID, MLFLOW_PARENT_RUN_ID = "mlflow_tracking_uri", "mlflow_experiment_id", "mlflow_parent_run_id"
+SEARCH_SPACE = "search_space"  # study user attr: {param: Optuna distribution as JSON}, set by the first run
+SWEEP_PROCESSES = "sweep_processes"  # study user attr: how many sweep processes have joined the study
+# FAIL reasons that say nothing about the search (not counted against max_failure_rate)
 SURPLUS = "surplus: n_trials was reached by another worker"
 STALE = "stale: no heartbeat from its process (killed or lost)"
+NOT_STARTED = "not started: the sweep was stopped before this trial began"
+UNCOUNTED_FAILURES = ("surplus", "stale", "not started")
 
 
 def storage_url(storage: str | None, launch_dir: Path) -> str:
@@ -166,11 +173,49 @@ def stale_trials(study: optuna.Study, grace_period: float) -> list[FrozenTrial]:
 
 
 def preempted_trials(study: optuna.Study, heartbeat_interval: float) -> list[FrozenTrial]:
-    """RUNNING trials stopped by their scheduler that nobody has taken up again (no heartbeat since).
+    """RUNNING trials stopped by a signal that nobody has taken up again: released by their job (it
+    will not requeue them itself), or silent since (a requeued job would beat again).
 
     They are resumed under the same number from their own folder's last.pt, not failed.
     """
-    return [t for t in _silent_running(study, 2 * heartbeat_interval) if t.system_attrs.get(PREEMPTED)]
+    from optuna.trial import TrialState
+
+    now = time.time()
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [
+        t for t in running
+        if t.system_attrs.get(PREEMPTED) and (t.system_attrs.get(RELEASED) or now - last_sign_of_life(t) > 2 * heartbeat_interval)
+    ]
+
+
+def mark_preempted(storage: BaseStorage, trial_id: int, released: bool) -> None:
+    """The trial's job stopped on a signal: resume it, not fail it; ``released``: adopt it at once."""
+    storage.set_trial_system_attr(trial_id, PREEMPTED, time.time())
+    storage.set_trial_system_attr(trial_id, RELEASED, released)
+
+
+def take_up(storage: BaseStorage, trial: FrozenTrial) -> None:
+    """A job starts (or resumes) the trial: it is no longer waiting to be adopted."""
+    if trial.system_attrs.get(PREEMPTED):
+        storage.set_trial_system_attr(trial._trial_id, PREEMPTED, None)
+        storage.set_trial_system_attr(trial._trial_id, RELEASED, False)
+
+
+def join_study(study: optuna.Study) -> int:
+    """Register one more sweep process with the study; returns its index (0 for the first ever)."""
+    with study_mutex(study, "join"):
+        index = int(study.user_attrs.get(SWEEP_PROCESSES, 0))
+        study.set_user_attr(SWEEP_PROCESSES, index + 1)
+    return index
+
+
+def process_seed(seed: int, index: int) -> int:
+    """The sampler seed of the ``index``-th sweep process of a study: the configured seed for the first,
+    so a fresh study is reproducible; another, derived one for each resume and each extra worker, so
+    that none replays the points the study already has."""
+    if index == 0:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:4], "little")
 
 
 def trial_id(study: optuna.Study, number: int) -> int:
@@ -216,9 +261,9 @@ def retry_once(study: optuna.Study, trial: FrozenTrial) -> bool:
 
 
 def is_counted_failure(trial: FrozenTrial) -> bool:
-    """A FAIL that says something about the search (not a lost process, not surplus)."""
+    """A FAIL that says something about the search (not a lost process, not surplus, not unstarted)."""
     reason = str(trial.user_attrs.get(FAIL_REASON, ""))
-    return not reason.startswith(("stale", "surplus"))
+    return not reason.startswith(UNCOUNTED_FAILURES)
 
 
 @dataclass

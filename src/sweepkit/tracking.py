@@ -231,14 +231,14 @@ class MlflowTracker:
         tracking_uri: str,
         experiment: str,
         artifact_location: str | None = None,
-        parent_run_id: str | None = None,
         experiment_id: str | None = None,
         system_metrics: bool = False,
+        run_id: str | None = None,
     ) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        self.tracking_uri, self.parent_run_id, self.system_metrics = tracking_uri, parent_run_id, system_metrics
+        self.tracking_uri, self.system_metrics = tracking_uri, system_metrics
         self.client, self.experiment_id = open_experiment(tracking_uri, experiment, artifact_location, experiment_id)
-        self.run_id: str | None = None
+        self.run_id: str | None = run_id  # given: a run made already (a sweep trial's child run) to log into
         self.artifact_uri: str | None = None
         self._monitor = None
         self._ended = False
@@ -246,13 +246,17 @@ class MlflowTracker:
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         from mlflow.entities import Param
 
-        all_tags = {**source_tags(), **tags}
-        if self.parent_run_id:
-            all_tags["mlflow.parentRunId"] = self.parent_run_id
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags={k: str(v)[:MAX_TAG_VALUE] for k, v in all_tags.items()})
+        all_tags = {k: str(v)[:MAX_TAG_VALUE] for k, v in {**source_tags(), **tags}.items()}
+        if self.run_id is None:
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+        else:
+            run = self.client.get_run(self.run_id)
+            self.client.update_run(self.run_id, status="RUNNING", name=run_name)
+            self.set_tags(all_tags)
+        logged = run.data.params  # a resumed trial's run holds its params already (they cannot change)
         self.run_id, self.artifact_uri = run.info.run_id, run.info.artifact_uri
         try:
-            items = [Param(k, v) for k, v in param_items(params).items()]
+            items = [Param(k, v) for k, v in param_items(params).items() if k not in logged]
             for i in range(0, len(items), BATCH):
                 self.client.log_batch(self.run_id, params=items[i : i + BATCH], synchronous=True)
             if self.system_metrics:
@@ -339,6 +343,45 @@ class MlflowTracker:
         if error:
             self.set_tags({"error": error})
         self.client.set_terminated(self.run_id, status)
+
+
+def open_child_run(uri: str, experiment_id: str, parent_run_id: str, name: str, tags: Mapping[str, str], run_id: str | None) -> str:
+    """A sweep trial's child run under the sweep's parent, made the active (fluent) MLflow run so that
+    the task's own ``mlflow.log_metric`` lands in it. ``run_id``: the run of an earlier attempt of the
+    same trial (requeued or adopted), continued, its stale error tag removed."""
+    import mlflow
+
+    client, _ = open_experiment(uri, "", None, experiment_id)
+    if run_id is None:
+        all_tags = {**source_tags(), **tags, "mlflow.parentRunId": parent_run_id}
+        run_id = client.create_run(experiment_id, run_name=name, tags={k: str(v)[:MAX_TAG_VALUE] for k, v in all_tags.items()}).info.run_id
+    else:
+        client.update_run(run_id, status="RUNNING")
+        for stale in ("error", "optuna.state"):
+            with contextlib.suppress(Exception):  # absent
+                client.delete_tag(run_id, stale)
+    mlflow.set_tracking_uri(uri)
+    mlflow.start_run(run_id=run_id)
+    return run_id
+
+
+def end_child_run(run_id: str, status: Status, tags: Mapping[str, str]) -> None:
+    """End a trial's child run (the active one) with ``status`` and the trial's outcome as tags."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value)[:MAX_TAG_VALUE])
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run(status)
+    else:
+        client.set_terminated(run_id, status)
+
+
+def tracks_to_mlflow(cfg: Mapping[str, Any]) -> bool:
+    """Whether a ``tracking`` config records to MLflow."""
+    return cfg.get("backend") == "mlflow"
 
 
 def build_tracker(cfg: Mapping[str, Any], launch_dir: Path) -> RunTracker:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
+from sweepkit import studies
 from sweepkit.console import reports_errors, run_console_script
 from sweepkit.tasks import objective_metrics
-from sweepkit.training import default_run_name, group_choices, run
+from sweepkit.tracking import MlflowTracker, RunTracker
+from sweepkit.training import check_config, default_run_name, group_choices, run
+
+if TYPE_CHECKING:
+    from sweepkit.trial import SweepTrial
+
+PRUNE_REASON_OF_STOP = {"pruned": "pruner", "diverged": "diverged"}  # the loop's stop_reason -> optuna.prune_reason
 
 log = logging.getLogger("sweepkit")
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # absolute: found from any working directory
@@ -34,26 +43,48 @@ def objective_value(cfg: DictConfig, metrics: dict) -> float | list[float]:
     return values[0] if isinstance(cfg.objective.metric, str) else values
 
 
-def run_trial(cfg: DictConfig, trial, choices) -> float | list[float]:
-    """One trial of a sweepkit sweep: report each epoch, obey the pruner, tell the outcome."""
-    trial.prepare(cfg)
-    tracker = trial.make_tracker(cfg)
-    try:
-        with trial.alive() as preempted:
-            metrics = run(
-                cfg, make_tracker=(lambda: tracker) if tracker else None, reporter=trial.reporter(),
-                choices=choices, run_name=f"trial-{trial.number}-{default_run_name(cfg, group_choices(cfg, choices))}",
-                tags=trial.tags(), stop_requested=preempted,
-            )
-    except Exception as err:
-        log.exception("trial %d failed", trial.number)  # the traceback lands in the job's log file
-        trial.fail(err)
-        raise
-    value = objective_value(cfg, metrics)
-    state = trial.tell(metrics, value)
-    log.info("trial %d %s", trial.number, state.name)
+class EpochReporter:
+    """The loop's pruning reporter on a sweep trial: Optuna's report, then its pruner's verdict."""
+
+    def __init__(self, trial: SweepTrial) -> None:
+        self.trial = trial
+
+    def should_prune(self, epoch: int, value: float) -> bool:
+        self.trial.report(value, epoch)
+        return self.trial.should_prune()
+
+
+def trial_tracker(cfg: DictConfig, trial: SweepTrial) -> RunTracker | None:
+    """A tracker logging into the trial's child run (None without one: the run builds its own)."""
+    if trial.mlflow_run_id is None:
+        return None
+    attrs = trial.study.user_attrs
+    return MlflowTracker(
+        attrs[studies.MLFLOW_URI], cfg.tracking.experiment, experiment_id=attrs[studies.MLFLOW_EXPERIMENT_ID],
+        system_metrics=cfg.tracking.system_metrics, run_id=trial.mlflow_run_id,
+    )
+
+
+def train_trial(cfg: DictConfig, trial: SweepTrial, choices: Mapping[str, str]) -> float | list[float]:
+    """sweepkit's training as one trial of a sweep: each epoch reported to the pruner, a requeued or
+    adopted trial resumed from its own folder's last.pt, a run stopped early told as PRUNED."""
+    import optuna
+
+    with open_dict(cfg):
+        if cfg.trainer.resume is None:
+            cfg.trainer.resume = "auto"
+    tracker = trial_tracker(cfg, trial)
+    metrics = run(
+        cfg, make_tracker=(lambda: tracker) if tracker else None, reporter=EpochReporter(trial), choices=choices,
+        run_name=f"trial-{trial.number}-{default_run_name(cfg, group_choices(cfg, choices))}", stop_requested=trial.stop_requested,
+    )
+    trial.set_user_attr(studies.EPOCHS_RUN, int(metrics["epochs_run"]))
+    trial.set_user_attr(studies.MAX_EPOCHS, int(cfg.trainer.max_epochs))
     summarize(cfg, metrics)
-    return value
+    if metrics["stop_reason"] in PRUNE_REASON_OF_STOP:
+        trial.prune_reason = PRUNE_REASON_OF_STOP[metrics["stop_reason"]]
+        raise optuna.TrialPruned(f"{trial.prune_reason} at epoch {metrics['epochs_run']}")
+    return objective_value(cfg, metrics)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -61,13 +92,19 @@ def run_trial(cfg: DictConfig, trial, choices) -> float | list[float]:
 def main(cfg: DictConfig) -> float | list[float]:
     """One training run; returns the best value of ``objective.metric`` (what a sweeper optimizes)."""
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.sweeper.get("trial_number") is not None:  # launched by the sweepkit sweeper
-        from sweepkit.trial import TrialContext  # imports Optuna: only trial jobs pay for it
+    trial = None
+    if "trial_number" in hydra_cfg.sweeper:  # a sweepkit sweep (only then is Optuna imported)
+        from sweepkit.trial import current_trial
 
-        return run_trial(cfg, TrialContext.from_hydra(), hydra_cfg.runtime.choices)
+        trial = current_trial()
+    if trial is not None:
+        return train_trial(cfg, trial, hydra_cfg.runtime.choices)
     metrics = run(cfg, choices=hydra_cfg.runtime.choices)
     summarize(cfg, metrics)
     return objective_value(cfg, metrics)
+
+
+main.__wrapped__.sweepkit_preflight = check_config  # what a sweep checks on its first trial's config
 
 
 def cli() -> None:

@@ -26,7 +26,7 @@ from sweepkit.augment import build_augment
 from sweepkit.batching import check_batch_size, make_batches
 from sweepkit.datasets import DataSource, split_train_val
 from sweepkit.devices import resolve_device, resolve_precision, use_channels_last
-from sweepkit.errors import ConfigError, RunFailed, flag, integer, number
+from sweepkit.errors import ConfigError, RunFailed, flag, integer, number, writable_folder
 from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
 from sweepkit.models import count_parameters
 from sweepkit.optim import build_optimizer, build_scheduler
@@ -105,9 +105,17 @@ def check_settings(cfg: DictConfig) -> None:
         flag(f"trainer.{key}", trainer[key])
 
 
+def check_config(cfg: DictConfig) -> None:
+    """The checks of a run's config that need neither its data nor its model: a sweep runs them on its
+    first trial's config before it writes anything (build runs them first too)."""
+    check_settings(cfg)
+    resolve_precision(cfg.trainer.precision, resolve_device(cfg.trainer.device))
+    objective_modes(cfg.objective.mode, len(objective_metrics(cfg.objective.metric)))
+
+
 def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     """Build and check every part of a run from its config; raises ConfigError on bad input."""
-    check_settings(cfg)
+    check_config(cfg)
     device = resolve_device(cfg.trainer.device)
     precision = resolve_precision(cfg.trainer.precision, device)
     seed_everything(cfg.seed)
@@ -150,16 +158,6 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
         compiled=compiled,
     )
     return Setup(loop, test_batches, source, lr, rule, objective, count_parameters(model), device)
-
-
-def check_writable(key: str, folder: Path) -> None:
-    """A folder the run can write into, found out before training rather than at the first checkpoint."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise ConfigError(key, str(folder), f"is not a writable folder ({err.strerror or type(err).__name__})") from None
 
 
 def resume_path(resume: str | None, output_dir: Path | None) -> Path | None:
@@ -293,7 +291,7 @@ def run(
     if checkpoint_to_resume is not None:
         resume(setup.loop, checkpoint_to_resume)
     if output_dir is not None:
-        check_writable("output_dir", output_dir)
+        writable_folder("output_dir", output_dir)
     log_start(cfg, setup)
 
     tracker = make_tracker() if make_tracker is not None else build_tracker(cfg.tracking, launch_dir())

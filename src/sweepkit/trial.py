@@ -1,184 +1,246 @@
-"""A training job as one trial of a sweepkit sweep.
+"""A Hydra job as one trial of a sweepkit sweep, whatever the app's task function is.
 
-The sweeper passes the study, the storage and the trial number through ``hydra.sweeper.*``; the
-job reconnects to the study, rebuilds the pruner from the sweeper config (Optuna does not store
-it), reports the objective every epoch, asks the pruner, and tells its own outcome. Its MLflow run
-is a child of the sweep's parent run.
+The sweeper hands its launcher a :class:`TrialTask` wrapped around the app's task function. In the
+job (the sweep process itself, a joblib worker, a submitit job) it reconnects to the study the
+sweeper names in ``hydra.sweeper.*``, rebuilds the pruner (Optuna does not store it), and runs the
+task inside one scope that every way out passes through:
+
+- the task returns its objective: the trial is told COMPLETE with it;
+- the task raises ``optuna.TrialPruned``: PRUNED, at the last epoch it reported;
+- a signal stops it (a scheduler's preemption warning, SIGTERM, Ctrl-C): the trial stays RUNNING,
+  marked preempted, and the next sweep run resumes it first, under the same number and folder;
+- anything else: FAIL, with the error as its reason.
+
+While the task runs, :func:`current_trial` gives it Optuna's trial interface (``number``,
+``params``, ``report``, ``should_prune``) and, when the sweep tracks to MLflow, the trial's child
+run under the sweep's parent is the active MLflow run, so ``mlflow.log_metric`` lands in it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
-import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 from optuna.trial import TrialState
 
 from sweepkit import studies
+from sweepkit.errors import Stopped
 from sweepkit.optuna_parts import build_optuna_part
-from sweepkit.preemption import PreemptionFlag, on_preemption
-from sweepkit.tracking import MlflowTracker, RunTracker
+from sweepkit.preemption import on_preemption
 
 log = logging.getLogger("sweepkit")
+PRUNE_REASONS = ("pruner", "diverged", "oom")  # optuna.prune_reason: why a trial stopped early
+_current: SweepTrial | None = None
 
 
-class OptunaReporter:
-    """The loop's pruning reporter: reports each epoch once (a resumed trial skips what it reported)."""
-
-    def __init__(self, trial: optuna.Trial, multi_objective: bool) -> None:
-        self.trial, self.multi_objective = trial, multi_objective
-        self.reported = set(trial.study._storage.get_trial(trial._trial_id).intermediate_values)
-
-    def should_prune(self, epoch: int, value: float) -> bool:
-        if self.multi_objective:  # Optuna cannot prune multi-objective studies
-            return False
-        if epoch not in self.reported:
-            self.trial.report(value, epoch)
-            self.reported.add(epoch)
-        return self.trial.should_prune()
+def current_trial() -> SweepTrial | None:
+    """The trial this code runs as, inside a trial job of the sweepkit sweeper; None elsewhere."""
+    return _current
 
 
-class TrialTracker(MlflowTracker):
-    """The trial's child run; a requeued job continues the run its first attempt started."""
+class TrialStopped(Exception):
+    """The job was stopped by a signal before its trial finished: the trial is left for resumption.
 
-    def __init__(self, context: TrialContext, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.context = context
-
-    def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
-        previous = self.context.frozen().user_attrs.get(studies.MLFLOW_RUN_ID)
-        if previous:
-            self.run_id = previous
-            self.client.update_run(previous, status="RUNNING")
-            return
-        super().start(run_name, params, tags)
-        self.context.set_user_attr(studies.MLFLOW_RUN_ID, self.run_id)
+    An Exception (not a KeyboardInterrupt) so that every launcher returns it as the job's outcome.
+    """
 
 
-@dataclass
-class TrialContext:
-    """The study and trial a Hydra job runs as, when the sweepkit sweeper launched it."""
+class SweepTrial:
+    """What a task function sees of its trial: the part of ``optuna.Trial`` a training loop needs,
+    plus the stop flag a sweepkit-aware loop polls between batches."""
 
-    study: optuna.Study
-    trial: optuna.Trial
-    heartbeat_interval: float
-
-    @classmethod
-    def from_hydra(cls) -> TrialContext | None:
-        """The current job's trial, or None outside a sweepkit sweep."""
-        if not HydraConfig.initialized():
-            return None
-        sweeper = HydraConfig.get().sweeper
-        if sweeper.get("trial_number") is None or sweeper.get("study_name") is None:
-            return None
-        pruner = build_optuna_part("pruner", sweeper.pruner)
-        study = optuna.load_study(study_name=sweeper.study_name, storage=studies.open_storage(sweeper.storage), pruner=pruner)
-        trial = optuna.trial.Trial(study, studies.trial_id(study, sweeper.trial_number))
-        return cls(study, trial, float(sweeper.heartbeat_interval))
+    def __init__(self, study: optuna.Study, number: int) -> None:
+        self.study = study
+        self._trial = optuna.trial.Trial(study, studies.trial_id(study, number))
+        self.multi_objective = len(study.directions) > 1
+        self._reported = set(self.frozen().intermediate_values)  # a resumed trial skips what it reported
+        self.prune_reason = "pruner"  # set before raising TrialPruned for another reason (diverged, oom)
+        self.stop_signal: int | None = None
+        self.polled = False  # the task polls stop_requested(): signals wait for its safe point
+        self.mlflow_run_id: str | None = None  # the trial's MLflow child run, when the sweep tracks
+        self.value: float | list[float] | None = None  # the objective, once the task returned it
 
     @property
     def number(self) -> int:
-        return self.trial.number
+        return self._trial.number
 
-    def frozen(self):
-        return self.study._storage.get_trial(self.trial._trial_id)
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.frozen().params
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        return self.frozen().user_attrs
 
     def set_user_attr(self, key: str, value: Any) -> None:
-        self.trial.set_user_attr(key, value)
+        self._trial.set_user_attr(key, value)
 
-    # -- around the run ------------------------------------------------------------------------------
-    def prepare(self, cfg: DictConfig) -> None:
-        """A trial resumes from its own folder's last.pt when it exists (a requeued or adopted job)."""
-        if self.frozen().system_attrs.get(studies.PREEMPTED):
-            log.info("trial %d was preempted: resuming it", self.number)
-            self.study._storage.set_trial_system_attr(self.trial._trial_id, studies.PREEMPTED, None)
-        with open_dict(cfg):
-            if cfg.trainer.resume is None:
-                cfg.trainer.resume = "auto"
-        self.set_user_attr(studies.MAX_EPOCHS, int(cfg.trainer.max_epochs))
+    def frozen(self) -> optuna.trial.FrozenTrial:
+        return self.study._storage.get_trial(self._trial._trial_id)
 
-    @contextlib.contextmanager
-    def alive(self) -> Iterator[PreemptionFlag]:
-        """Heartbeats while the job runs; a preemption signal marks the trial for resumption and
-        raises the flag the loop polls (yielded)."""
-        stop = threading.Event()
+    def report(self, value: float, step: int) -> None:
+        """Optuna's ``trial.report``, once per step (a resumed trial's earlier steps are kept)."""
+        if self.multi_objective or step in self._reported:  # Optuna cannot prune multi-objective studies
+            return
+        self._trial.report(value, step)
+        self._reported.add(step)
 
-        def beat() -> None:
-            while not stop.wait(self.heartbeat_interval):
-                studies.record_heartbeat(self.study._storage, self.trial._trial_id)
+    def should_prune(self) -> bool:
+        return not self.multi_objective and self._trial.should_prune()
 
-        def mark_preempted(signum: int) -> None:
-            self.study._storage.set_trial_system_attr(self.trial._trial_id, studies.PREEMPTED, time.time())
-            log.warning("trial %d preempted (signal %d): last.pt holds its last finished epoch", self.number, signum)
+    def stop_requested(self) -> bool:
+        """Whether a signal asked the job to stop; a task that polls this stops at its own safe point."""
+        self.polled = True
+        return self.stop_signal is not None
 
-        studies.record_heartbeat(self.study._storage, self.trial._trial_id)
-        thread = threading.Thread(target=beat, name="sweepkit-trial-heartbeat", daemon=True)
-        thread.start()
-        try:
-            with on_preemption(mark_preempted) as flag:
-                yield flag
-        finally:
-            stop.set()
-            thread.join()
+    @property
+    def last_step(self) -> int:
+        return max(self._reported, default=0)
 
-    def make_tracker(self, cfg: DictConfig) -> RunTracker | None:
-        """The child run under the sweep's parent (None: let the run build its own tracker)."""
-        attrs = self.study.user_attrs
-        if cfg.tracking.backend != "mlflow" or studies.MLFLOW_PARENT_RUN_ID not in attrs:
-            return None
-        return TrialTracker(
-            self,
-            tracking_uri=attrs[studies.MLFLOW_URI],
-            experiment=cfg.tracking.experiment,
-            experiment_id=attrs[studies.MLFLOW_EXPERIMENT_ID],
-            parent_run_id=attrs[studies.MLFLOW_PARENT_RUN_ID],
-            system_metrics=cfg.tracking.system_metrics,
+
+class TrialTask:
+    """The app's task function as a trial job (picklable: launchers send it to their workers)."""
+
+    def __init__(self, task_function: Callable[[Any], Any]) -> None:
+        self.task_function = task_function
+
+    def __call__(self, cfg: Any) -> Any:
+        from sweepkit.console import make_launch_dir_importable
+
+        hydra_cfg = HydraConfig.get()
+        make_launch_dir_importable(Path(hydra_cfg.runtime.cwd))  # the user's modules, in every worker
+        with trial_scope(hydra_cfg.sweeper) as trial:
+            trial.value = outcome(trial, self.task_function(cfg))
+        return trial.value
+
+
+def outcome(trial: SweepTrial, value: Any) -> float | list[float]:
+    """The objective the task returned, checked: one finite number per study direction."""
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    try:
+        floats = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise TypeError(f"the task returned {value!r}, not its objective (a number per direction)") from None
+    if len(floats) != len(trial.study.directions):
+        raise TypeError(f"the task returned {len(floats)} values for a study of {len(trial.study.directions)} directions")
+    if not all(math.isfinite(v) for v in floats):
+        raise TypeError(f"the task returned a non-finite objective {value!r}")
+    return floats if trial.multi_objective else floats[0]
+
+
+@contextlib.contextmanager
+def trial_scope(sweeper: Mapping[str, Any]) -> Iterator[SweepTrial]:
+    """Reconnect to the trial, keep it alive, run the body as it, and tell how it ended (the body
+    sets ``trial.value`` to the objective)."""
+    global _current
+    study = optuna.load_study(
+        study_name=sweeper["study_name"], storage=studies.open_storage(sweeper["storage"]),
+        pruner=build_optuna_part("pruner", sweeper["pruner"]),
+    )
+    trial = SweepTrial(study, int(sweeper["trial_number"]))
+    studies.take_up(study._storage, trial.frozen())
+    child = _ChildRun.open(study, trial, sweeper.get("parent_run_id"))
+    _current = trial
+    try:
+        with _alive(study, trial, float(sweeper["heartbeat_interval"])):
+            yield trial
+    except optuna.TrialPruned:
+        _tell_pruned(trial, child)
+        raise
+    except BaseException as err:
+        if trial.stop_signal is None:
+            log.exception("trial %d failed", trial.number)  # the traceback lands in the job's log file
+            studies.fail_trial(study, trial.frozen(), f"{type(err).__name__}: {err}")
+            child.end("FAILED", {"optuna.state": "FAIL", "error": f"{type(err).__name__}: {err}"})
+            raise
+        log.warning("trial %d stopped by signal %d: it stays RUNNING, marked preempted, to resume on the next run", trial.number, trial.stop_signal)
+        child.end("KILLED")
+        if isinstance(err, SystemExit):  # a scheduler's handler (submitit) requeues the job and exits
+            raise
+        raise TrialStopped(f"trial {trial.number} stopped by signal {trial.stop_signal}") from err
+    else:
+        study.tell(trial._trial, trial.value)
+        child.end("FINISHED", {"optuna.state": "COMPLETE"})
+        log.info("trial %d COMPLETE", trial.number)
+    finally:
+        _current = None
+
+
+def _tell_pruned(trial: SweepTrial, child: _ChildRun) -> None:
+    epoch = int(trial.user_attrs.get(studies.EPOCHS_RUN, trial.last_step))
+    trial.set_user_attr(studies.PRUNED_EPOCH, epoch)
+    trial.set_user_attr(studies.PRUNE_REASON, trial.prune_reason)
+    trial.study.tell(trial._trial, state=TrialState.PRUNED)
+    child.end("FINISHED", {"optuna.state": "PRUNED", "optuna.pruned_epoch": str(epoch), "optuna.prune_reason": trial.prune_reason})
+    log.info("trial %d PRUNED (%s) at epoch %d", trial.number, trial.prune_reason, epoch)
+
+
+@contextlib.contextmanager
+def _alive(study: optuna.Study, trial: SweepTrial, interval: float) -> Iterator[None]:
+    """Heartbeats while the body runs. A stop signal raises the flag that a sweepkit-aware task polls
+    (it stops at its next safe point), or stops a task that never polls at once; either way the trial
+    is marked preempted once the body has unwound (never from the handler: a storage write there could
+    wait forever on a lock the interrupted code holds)."""
+    trial_id, stop = trial._trial._trial_id, threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            studies.record_heartbeat(study._storage, trial_id)
+
+    def on_signal(signum: int) -> None:
+        trial.stop_signal = signum
+        log.warning("trial %d asked to stop (signal %d)", trial.number, signum)
+        if not trial.polled:
+            raise Stopped(signum)
+
+    studies.record_heartbeat(study._storage, trial_id)
+    thread = threading.Thread(target=beat, name="sweepkit-trial-heartbeat", daemon=True)
+    thread.start()
+    try:
+        with on_preemption(on_signal) as handover:
+            yield
+    finally:
+        stop.set()
+        thread.join()
+        if trial.stop_signal is not None:
+            # Released: no handler of a scheduler took the job over to requeue it, so the next
+            # sweep run may adopt the trial at once instead of waiting for its heartbeat to age.
+            studies.mark_preempted(study._storage, trial_id, released=not handover.requeued)
+
+
+class _ChildRun:
+    """The trial's MLflow child run, active (fluent) while the task runs; a requeued or adopted job
+    continues the run its first attempt started."""
+
+    def __init__(self, run_id: str | None) -> None:
+        self.run_id = run_id
+
+    @classmethod
+    def open(cls, study: optuna.Study, trial: SweepTrial, parent_run_id: str | None) -> _ChildRun:
+        """The child run, when the sweep tracks to MLflow (the sweeper names the parent run)."""
+        if parent_run_id is None:
+            return cls(None)
+        from sweepkit.tracking import open_child_run
+
+        attrs = study.user_attrs
+        tags = {"optuna.study": study.study_name, "optuna.trial_number": str(trial.number)}
+        trial.mlflow_run_id = open_child_run(
+            attrs[studies.MLFLOW_URI], attrs[studies.MLFLOW_EXPERIMENT_ID], parent_run_id, f"trial-{trial.number}", tags,
+            trial.user_attrs.get(studies.MLFLOW_RUN_ID),
         )
+        trial.set_user_attr(studies.MLFLOW_RUN_ID, trial.mlflow_run_id)
+        return cls(trial.mlflow_run_id)
 
-    def reporter(self) -> OptunaReporter:
-        return OptunaReporter(self.trial, multi_objective=len(self.study.directions) > 1)
+    def end(self, status: str, tags: Mapping[str, str] | None = None) -> None:
+        if self.run_id is None:
+            return
+        from sweepkit.tracking import end_child_run
 
-    def tags(self) -> dict[str, str]:
-        return {"optuna.study": self.study.study_name, "optuna.trial_number": str(self.number)}
-
-    # -- outcome -------------------------------------------------------------------------------------
-    def tell(self, metrics: Mapping[str, Any], values: float | list[float]) -> TrialState:
-        """Tell the study how the run ended: COMPLETE with its best value(s), or PRUNED (by the pruner,
-        or because the loss diverged, so the sampler learns that region is bad)."""
-        stop_reason, epochs = metrics["stop_reason"], int(metrics["epochs_run"])
-        self.set_user_attr(studies.EPOCHS_RUN, epochs)
-        if stop_reason in ("pruned", "diverged"):
-            reason = "pruner" if stop_reason == "pruned" else "diverged"
-            self.set_user_attr(studies.PRUNED_EPOCH, epochs)
-            self.set_user_attr(studies.PRUNE_REASON, reason)
-            self.study.tell(self.trial, state=TrialState.PRUNED)
-            self._tag_child(metrics, {"optuna.state": "PRUNED", "optuna.pruned_epoch": str(epochs), "optuna.prune_reason": reason})
-            return TrialState.PRUNED
-        self.study.tell(self.trial, values)
-        self._tag_child(metrics, {"optuna.state": "COMPLETE"})
-        return TrialState.COMPLETE
-
-    def fail(self, err: BaseException) -> None:
-        """Tell FAIL with the error; the run itself already recorded the traceback."""
-        studies.fail_trial(self.study, self.frozen(), f"{type(err).__name__}: {err}")
-        run_id, uri = self.frozen().user_attrs.get(studies.MLFLOW_RUN_ID), self.study.user_attrs.get(studies.MLFLOW_URI)
-        if run_id and uri:
-            from mlflow import MlflowClient
-
-            MlflowClient(uri).set_tag(run_id, "optuna.state", "FAIL")
-
-    def _tag_child(self, metrics: Mapping[str, Any], tags: Mapping[str, str]) -> None:
-        run_id, uri = metrics.get("mlflow_run_id"), self.study.user_attrs.get(studies.MLFLOW_URI)
-        if run_id and uri:
-            from mlflow import MlflowClient
-
-            client = MlflowClient(uri)
-            for key, value in tags.items():
-                client.set_tag(run_id, key, value)
+        end_child_run(self.run_id, status, tags or {})

@@ -1,20 +1,24 @@
 """The sweepkit sweeper: asks Optuna for trials, launches them as Hydra jobs, settles their outcome.
 
-A trial job reconnects to the study itself (``sweepkit.trial``): it reports every epoch, asks the
-pruner, and tells its own result. The sweeper keeps the study honest around the jobs: it marks the
-trials it waits for as alive, settles trials whose job could not tell (a crash, a foreign task
-function), fails and retries trials of dead processes, and stops at ``n_trials`` results in total.
+A sweep is built in two steps, as a run is: first every check (settings, search space, study name,
+journal, sweep folder, the first trial's config), with nothing written; then the writes (the journal's
+torn tail cut, the study, its parent run, ``study.yaml``), and the trials.
+
+Each trial job runs the app's task function inside ``sweepkit.trial.TrialTask``, which reconnects to
+the study, reports, obeys the pruner and tells its own outcome, whatever the app. The sweeper keeps
+the study honest around the jobs: it marks the trials it waits for as alive, settles trials whose
+job could not tell (a crash, a lost worker), fails and retries trials of dead processes, resumes
+preempted ones first, stops at ``n_trials`` results in total, and on SIGTERM or Ctrl-C stops between
+trials, the trials in flight left to be resumed and its parent run ended KILLED.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,42 +27,32 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hydra_plugins.sweepkit_sweeper._lr_range import (
-    LR, OPTIMIZER, LrCentres, RangeTestError, lr_centres, optimizer_choices, run_range_tests, trial_optimizer,
-)
+from hydra_plugins.sweepkit_sweeper._lr_range import LR, OPTIMIZER, LrCentres, RangeTestError, lr_centres, optimizer_choices, run_range_tests, trial_optimizer
 from hydra_plugins.sweepkit_sweeper._lr_range import check_settings as check_lr_range_settings
+from hydra_plugins.sweepkit_sweeper._names import check_study_name, derive_study_name, override_value
 from hydra_plugins.sweepkit_sweeper._parent_run import ParentRun, close_child
-from hydra_plugins.sweepkit_sweeper._search_space import params_as_overrides, parse_search_space
+from hydra_plugins.sweepkit_sweeper._search_space import as_record, check_unchanged, params_as_overrides, parse_search_space
+from hydra_plugins.sweepkit_sweeper._settings import SweepSettings
 from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
-from sweepkit import studies
+from sweepkit import journal, studies
+from sweepkit.errors import ConfigError, RunFailed, one_of, writable_folder
 from sweepkit.optuna_parts import build_optuna_part
-from sweepkit.errors import ConfigError, RunFailed, one_of
+from sweepkit.preemption import SweepStop
 from sweepkit.tasks import objective_metrics, objective_modes
+from sweepkit.trial import TrialStopped, TrialTask
 
 log = logging.getLogger("sweepkit")
 DIRECTIONS = {"max": "maximize", "min": "minimize"}
-SAFE_OVERRIDE_VALUE = re.compile(r"[\w.:/@+-]+")
 RESULT_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+PREFLIGHT = "sweepkit_preflight"  # attribute of a task function: its check of a trial's config (no writes)
 
 
 class SweepFailed(RunFailed):
     """Too many trials failed: the sweep stops instead of burning the budget."""
-
-
-def override_value(value: Any) -> str:
-    """A trial value as Hydra override text (strings quoted when the grammar needs it)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str) and not SAFE_OVERRIDE_VALUE.fullmatch(value):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return str(value)
 
 
 def suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
@@ -70,17 +64,6 @@ def suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> A
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(name, distribution.choices)
     raise ConfigError("hydra.sweeper.params", name, f"has a distribution the sweeper cannot draw from: {distribution}")
-
-
-def derive_study_name(preset: str | None, fixed_overrides: Sequence[str]) -> str:
-    """``<preset>`` plus the fixed overrides (or their hash when long): one study per fixed config."""
-    base = preset or "sweep"
-    if not fixed_overrides:
-        return base
-    text = ",".join(sorted(fixed_overrides))
-    if len(text) <= 60 and re.fullmatch(r"[\w.=,-]+", text):
-        return f"{base}-{text}"
-    return f"{base}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
 class Heartbeat:
@@ -109,96 +92,83 @@ class Heartbeat:
             self.beat_now()
 
 
+@dataclass
+class Plan:
+    """What a sweep will do, every part checked, before anything is written."""
+
+    distributions: dict[str, BaseDistribution]
+    fixed: dict[str, str]
+    directions: list[str]
+    study_name: str
+    storage_url: str
+    sweep_dir: Path
+    launch_dir: Path
+
+
 class SweepkitSweeperImpl(Sweeper):
-    def __init__(
-        self,
-        direction: Any,
-        directions: Any,
-        study_name: str | None,
-        storage: str | None,
-        n_trials: int,
-        n_jobs: int,
-        timeout: float | None,
-        sampler: Any,
-        pruner: Any,
-        params: DictConfig | None,
-        custom_search_space: str | None,
-        enqueue_trials: Any,
-        max_failure_rate: float,
-        lr_range_test: Any,
-        heartbeat_interval: float,
-        grace_period: float,
-        trial_number: int | None = None,
-    ) -> None:
-        if n_trials < 1:
-            raise ConfigError("hydra.sweeper.n_trials", n_trials, "must be >= 1")
-        if n_jobs < 1:
-            raise ConfigError("hydra.sweeper.n_jobs", n_jobs, "must be >= 1")
-        if not 0.0 <= max_failure_rate <= 1.0:
-            raise ConfigError("hydra.sweeper.max_failure_rate", max_failure_rate, "must be in [0, 1]")
-        if not 0 < heartbeat_interval < grace_period:
-            raise ConfigError("hydra.sweeper.grace_period", grace_period, f"must exceed heartbeat_interval={heartbeat_interval} > 0")
-        if direction is not None and directions is not None:
-            raise ConfigError("hydra.sweeper.directions", directions, "and hydra.sweeper.direction cannot both be set")
-        self.direction = directions if directions is not None else direction
-        self.study_name, self.storage = study_name, storage
-        self.n_trials, self.n_jobs, self.timeout = n_trials, n_jobs, timeout
-        self.sampler = build_optuna_part("sampler", sampler)
-        self.pruner = build_optuna_part("pruner", pruner)
-        self.params = OmegaConf.to_container(params, resolve=True) if isinstance(params, DictConfig) else params
-        self.custom_search_space = get_method(custom_search_space) if custom_search_space else None
-        self.enqueue_trials = OmegaConf.to_container(enqueue_trials, resolve=True) if enqueue_trials is not None and not isinstance(enqueue_trials, list) else enqueue_trials
-        self.max_failure_rate = max_failure_rate
-        self.lr_range_test = OmegaConf.to_container(lr_range_test, resolve=True) if isinstance(lr_range_test, DictConfig) else dict(lr_range_test)
+    def __init__(self, **settings: Any) -> None:
+        settings.pop("trial_number", None), settings.pop("parent_run_id", None)  # job-side keys
+        self.settings = SweepSettings.check(settings)
         self.lr_centres: LrCentres | None = None
-        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config, self.hydra_context = config, hydra_context
-        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=task_function)
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        # Every job runs the app's task as a trial (sweepkit.trial), in whatever process the launcher uses.
+        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=TrialTask(task_function))
 
     # -- entry ---------------------------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> None:
-        """Run the study to ``n_trials`` results; bad settings end in one line and exit status 2."""
-        self._sweep(arguments)
+        """Run the study to ``n_trials`` results. Bad settings raise ConfigError before anything is
+        written; a stop signal ends the sweep between trials (sweepkit.preemption)."""
+        with SweepStop() as self.stop:
+            plan = self._plan(arguments)
+            self.stop.raise_if_requested()
+            study = self._open_study(plan)
+            self._enqueue_known_good(study)
+            if self.settings.lr_range_test["enabled"]:
+                self.lr_centres = self._centre_lr_search(study, plan)
+            self.stop.raise_if_requested()
+            parent = ParentRun.open(self.config.tracking, plan.launch_dir, study, self._parent_params(plan)) if self._tracks_mlflow() else None
+            self.parent_run_id = parent.run_id if parent else None
+            self._write_study_file(plan)
+            self._log_start(study, plan)
+            status = "FAILED"
+            try:
+                self._run_trials(study, plan)
+                status = "FINISHED"
+            except KeyboardInterrupt:  # a stop signal (Stopped), or Ctrl-C twice
+                status = "KILLED"
+                raise
+            finally:
+                self._finish(study, parent, status, plan)
 
-    def _sweep(self, arguments: list[str]) -> None:
+    # -- step 1: every check, nothing written --------------------------------------------------------
+    def _plan(self, arguments: list[str]) -> Plan:
         assert self.config is not None
         launch_dir = Path(self.config.hydra.runtime.cwd)
-        distributions, fixed = parse_search_space(params_as_overrides(self.params) + list(arguments))
+        distributions, fixed = parse_search_space(params_as_overrides(self.settings.params) + list(arguments))
         self.grammar_params = set(distributions)
         directions = self._directions()
         fixed_cli = [a for a in arguments if a.split("=", 1)[0].lstrip("+~") in fixed and not a.startswith("hparams_search=")]
-        self.study_name = self.study_name or derive_study_name(self.config.hydra.runtime.choices.get("hparams_search"), fixed_cli)
-        self.storage_url = studies.storage_url(self.storage, launch_dir)
+        study_name = check_study_name(
+            self.settings.study_name or derive_study_name(self.config.hydra.runtime.choices.get("hparams_search"), fixed_cli)
+        )
+        storage_url = studies.storage_url(self.settings.storage, launch_dir)
+        if "://" not in storage_url:
+            journal.check(Path(storage_url))
         with open_dict(self.config):  # the sweep folder may name the study: multirun/${hydra.sweeper.study_name}
-            self.config.hydra.sweeper.study_name = self.study_name
-            self.config.hydra.sweeper.storage = self.storage_url
-        self.sweep_dir = Path(self.config.hydra.sweep.dir)
-        self.sweep_dir = self.sweep_dir if self.sweep_dir.is_absolute() else launch_dir / self.sweep_dir
+            self.config.hydra.sweeper.study_name = study_name
+            self.config.hydra.sweeper.storage = storage_url
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir = sweep_dir if sweep_dir.is_absolute() else launch_dir / sweep_dir
+        writable_folder("hydra.sweep.dir", sweep_dir)
+        self._check_group_choices(distributions)
+        self._check_first_trial(distributions, fixed)
+        if self.settings.lr_range_test["enabled"]:
+            check_lr_range_settings(self.settings.lr_range_test, distributions)
+        return Plan(distributions, fixed, directions, study_name, storage_url, sweep_dir, launch_dir)
 
-        if self.lr_range_test["enabled"]:
-            check_lr_range_settings(self.lr_range_test, distributions)
-        study = self._open_study(directions)
-        self._enqueue_known_good(study)
-        self._check_first_trial_composes(distributions, fixed)
-        if self.lr_range_test["enabled"]:
-            self.lr_centres = self._centre_lr_search(study, distributions, fixed)
-        parent = ParentRun.open(self.config.tracking, launch_dir, study, self._parent_params(distributions, fixed, directions)) if "tracking" in self.config else None
-        self._write_study_file()
-        self._log_start(study, distributions, fixed, directions)
-        status = "FAILED"
-        try:
-            self._run_trials(study, distributions, fixed)
-            status = "FINISHED"
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        finally:
-            self._finish(study, parent, status)
-
-    # -- study ---------------------------------------------------------------------------------------
     def _directions(self) -> list[str]:
         """``direction``/``directions``, or derived from ``objective.mode``; they must agree."""
         objective = self.config.get("objective")
@@ -206,11 +176,12 @@ class SweepkitSweeperImpl(Sweeper):
         if objective is not None:
             metrics = objective_metrics(objective.metric)
             derived = [DIRECTIONS[m] for m in objective_modes(objective.mode, len(metrics))]
-        if self.direction is None:
+        direction = self.settings.direction
+        if direction is None:
             if derived is None:
                 raise ConfigError("hydra.sweeper.direction", None, "is needed when the task config has no objective.mode")
             return derived
-        given = [self.direction] if isinstance(self.direction, str) else list(self.direction)
+        given = [direction] if isinstance(direction, str) else list(direction)
         for d in given:
             if d not in DIRECTIONS.values():
                 raise one_of("hydra.sweeper.direction", d, DIRECTIONS.values())
@@ -218,111 +189,162 @@ class SweepkitSweeperImpl(Sweeper):
             raise ConfigError("hydra.sweeper.direction", given, f"disagrees with objective.mode={objective.mode} (which means {derived})")
         return given
 
-    def _open_study(self, directions: list[str]) -> optuna.Study:
-        storage = studies.open_storage(self.storage_url)
-        study = optuna.create_study(
-            study_name=self.study_name, storage=storage, sampler=self.sampler, pruner=self.pruner,
-            directions=directions, load_if_exists=True,
-        )
-        existing = [d.name.lower() for d in study.directions]
-        if existing != directions:
-            raise ConfigError("hydra.sweeper.direction", directions, f"differs from study {self.study_name}'s {existing}; use a new study_name")
-        if len(directions) > 1 and not isinstance(self.pruner, optuna.pruners.NopPruner):
-            log.warning("pruning is off: Optuna cannot prune multi-objective studies (trial.report is single-objective)")
-        return study
+    def _check_group_choices(self, distributions: dict[str, BaseDistribution]) -> None:
+        """Each choice of a searched config group is an option of it on the whole search path."""
+        loader = self.hydra_context.config_loader
+        for name, distribution in distributions.items():
+            if not isinstance(distribution, CategoricalDistribution):
+                continue
+            options = loader.get_group_options(name) if "." not in name else []
+            if not options:  # not a config group
+                continue
+            for choice in distribution.choices:
+                if str(choice) not in options:
+                    raise one_of(name, choice, sorted(options))
 
-    def _enqueue_known_good(self, study: optuna.Study) -> None:
-        for params in self.enqueue_trials or []:
-            study.enqueue_trial(dict(params), skip_if_exists=True)
+    def _check_first_trial(self, distributions: dict[str, BaseDistribution], fixed: dict[str, str]) -> None:
+        """Compose one trial's config and let the task check it, so a typo or a bad value fails at once,
+        in one line, and not in every trial."""
+        from sweepkit.console import one_line
 
-    def _check_first_trial_composes(self, distributions: dict[str, BaseDistribution], fixed: dict[str, str]) -> None:
-        """Compose one trial's config before anything runs, so a typo fails fast and in one line."""
         sample = {name: (d.choices[0] if isinstance(d, CategoricalDistribution) else d.low) for name, d in distributions.items()}
         overrides = [f"{k}={override_value(v)}" for k, v in sample.items()] + [f"{k}={v}" for k, v in fixed.items()]
         try:
-            self.validate_batch_is_legal([overrides])
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         except Exception as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigError("hydra.sweeper.params", " ".join(overrides), f"do not compose: {first_line}") from err
+            found = one_line(err)
+            raise ConfigError("hydra.sweeper.params", " ".join(overrides), f"do not compose: {found[0] if found else err}") from err
+        preflight = getattr(self.task_function, PREFLIGHT, None)
+        if preflight is not None:
+            preflight(cfg)
+
+    # -- step 2: the study ---------------------------------------------------------------------------
+    def _open_study(self, plan: Plan) -> optuna.Study:
+        """The study, created or loaded; a resume must keep its directions and search space. Each sweep
+        process of a study samples with its own seed (studies.process_seed): none replays another's."""
+        if "://" not in plan.storage_url:
+            journal.repair(Path(plan.storage_url))
+        storage = studies.open_storage(plan.storage_url)
+        pruner = build_optuna_part("pruner", self.settings.pruner)
+        try:
+            study = optuna.load_study(study_name=plan.study_name, storage=storage, pruner=pruner)
+        except KeyError:
+            study = optuna.create_study(study_name=plan.study_name, storage=storage, pruner=pruner, directions=plan.directions, load_if_exists=True)
+        existing = [d.name.lower() for d in study.directions]
+        if existing != plan.directions:
+            raise ConfigError("hydra.sweeper.direction", plan.directions, f"differs from study {plan.study_name}'s {existing}; use a new study_name")
+        recorded = study.user_attrs.get(studies.SEARCH_SPACE)
+        if recorded is None:
+            study.set_user_attr(studies.SEARCH_SPACE, as_record(plan.distributions))
+        else:
+            check_unchanged(plan.study_name, recorded, plan.distributions)
+        index = studies.join_study(study)
+        study.sampler = build_optuna_part("sampler", self.settings.sampler, seed=studies.process_seed(self._configured_seed(), index))
+        if len(plan.directions) > 1 and not isinstance(pruner, optuna.pruners.NopPruner):
+            log.warning("pruning is off: Optuna cannot prune multi-objective studies (trial.report is single-objective)")
+        return study
+
+    def _configured_seed(self) -> int:
+        seed = self.settings.sampler.get("seed")
+        return int(seed) if seed is not None else 0
+
+    def _enqueue_known_good(self, study: optuna.Study) -> None:
+        for params in self.settings.enqueue_trials:
+            study.enqueue_trial(dict(params), skip_if_exists=True)
 
     def _default_optimizer(self) -> str:
         return str(self.config.hydra.runtime.choices.get(OPTIMIZER))
 
-    def _centre_lr_search(self, study: optuna.Study, distributions: dict[str, BaseDistribution], fixed: dict[str, str]) -> LrCentres:
+    def _centre_lr_search(self, study: optuna.Study, plan: Plan) -> LrCentres:
         """Range tests (or the study's stored results) that centre each optimizer's lr range."""
-        optimizers = optimizer_choices(distributions, fixed, self._default_optimizer())
-        overrides = [f"{k}={v}" for k, v in fixed.items() if k not in (OPTIMIZER, LR, "data.batch_size")]
+        optimizers = optimizer_choices(plan.distributions, plan.fixed, self._default_optimizer())
+        overrides = [f"{k}={v}" for k, v in plan.fixed.items() if k not in (OPTIMIZER, LR, "data.batch_size")]
 
         def compose(extra: list[str]) -> DictConfig:
             return self.hydra_context.config_loader.load_sweep_config(self.config, extra)
 
         def run_tests(names: list[str]) -> dict[str, float]:
             try:
-                return run_range_tests(compose, names, overrides, self.lr_range_test, self.sweep_dir / "lr_range_test")
+                return run_range_tests(compose, names, overrides, self.settings.lr_range_test, plan.sweep_dir / "lr_range_test")
             except RangeTestError as err:
                 raise SweepFailed(str(err)) from err
 
-        return lr_centres(study, self.lr_range_test["decades"], optimizers, run_tests)
+        return lr_centres(study, self.settings.lr_range_test["decades"], optimizers, run_tests)
 
     def _lr_distribution(self, trial: optuna.Trial, fixed: dict[str, str], default: BaseDistribution) -> BaseDistribution:
         if self.lr_centres is None:
             return default
         return self.lr_centres.distribution(trial_optimizer(trial.params, fixed, self._default_optimizer()))
 
-    def _parent_params(self, distributions, fixed, directions) -> dict[str, Any]:
-        params = {f"search.{name}": repr(d) for name, d in distributions.items()}
+    def _tracks_mlflow(self) -> bool:
+        from sweepkit.tracking import tracks_to_mlflow
+
+        return "tracking" in self.config and tracks_to_mlflow(self.config.tracking)
+
+    def _parent_params(self, plan: Plan) -> dict[str, Any]:
+        params = {f"search.{name}": repr(d) for name, d in plan.distributions.items()}
         if self.lr_centres is not None:
             params.update({f"lr_range_test.{name}": lr for name, lr in self.lr_centres.by_optimizer.items()})
-        params.update({f"fixed.{name}": value for name, value in fixed.items()})
+        params.update({f"fixed.{name}": value for name, value in plan.fixed.items()})
         params.update({
-            "study_name": self.study_name, "storage": self.storage_url, "directions": ",".join(directions),
-            "sampler": type(self.sampler).__name__, "pruner": type(self.pruner).__name__,
+            "study_name": plan.study_name, "storage": plan.storage_url, "directions": ",".join(plan.directions),
+            "sampler": self.settings.sampler["_target_"].rsplit(".", 1)[-1], "pruner": type(build_optuna_part("pruner", self.settings.pruner)).__name__,
         })
         return params
 
-    def _write_study_file(self) -> None:
+    def _write_study_file(self, plan: Plan) -> None:
         """``study.yaml`` in the sweep folder lets ``sweepkit-report <folder>`` find the study."""
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        (self.sweep_dir / "study.yaml").write_text(OmegaConf.to_yaml({"study_name": self.study_name, "storage": self.storage_url}))
+        plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+        (plan.sweep_dir / "study.yaml").write_text(OmegaConf.to_yaml({"study_name": plan.study_name, "storage": plan.storage_url}))
 
-    def _log_start(self, study, distributions, fixed, directions) -> None:
+    def _log_start(self, study: optuna.Study, plan: Plan) -> None:
         done = studies.summarize(study).finished
-        log.info("study %s in %s: %d of %d trials done", self.study_name, self.storage_url, done, self.n_trials)
-        log.info("sampler %s, pruner %s, directions %s", type(self.sampler).__name__, type(self.pruner).__name__, directions)
-        for name, d in distributions.items():
+        log.info("study %s in %s: %d of %d trials done", plan.study_name, plan.storage_url, done, self.settings.n_trials)
+        log.info("sampler %s (seed %s), pruner %s, directions %s", type(study.sampler).__name__,
+                 getattr(study.sampler, "_seed", "-"), type(study.pruner).__name__, plan.directions)
+        for name, d in plan.distributions.items():
             if name == LR and self.lr_centres is not None:  # the written range is replaced
                 for optimizer in self.lr_centres.by_optimizer:
                     log.info("  search %s for %s: %s (centred on its LR range test)", name, optimizer, self.lr_centres.distribution(optimizer))
             else:
                 log.info("  search %s: %s", name, d)
-        for name, value in fixed.items():
+        for name, value in plan.fixed.items():
             log.info("  fixed  %s=%s", name, value)
 
     # -- the loop ------------------------------------------------------------------------------------
-    def _run_trials(self, study: optuna.Study, distributions: dict[str, BaseDistribution], fixed: dict[str, str]) -> None:
+    def _run_trials(self, study: optuna.Study, plan: Plan) -> None:
         self.start_time = time.monotonic()
-        with Heartbeat(self.storage_url, self.heartbeat_interval) as heartbeat:
+        n_trials, n_jobs = self.settings.n_trials, self.settings.n_jobs
+        with Heartbeat(plan.storage_url, self.settings.heartbeat_interval) as heartbeat:
             while True:
+                self.stop.raise_if_requested()
                 self._recover_stale(study)
                 self._check_failures(study)
                 finished, running = self._counts(study)
-                if finished >= self.n_trials:
-                    log.info("study %s holds %d finished trials: done", self.study_name, finished)
+                if finished >= n_trials:
+                    log.info("study %s holds %d finished trials: done", plan.study_name, finished)
                     return
-                if self.timeout is not None and time.monotonic() - self.start_time > self.timeout:
-                    log.info("timeout of %ss reached: no new trials", self.timeout)
+                if self.settings.timeout is not None and time.monotonic() - self.start_time > self.settings.timeout:
+                    log.info("timeout of %ss reached: no new trials", self.settings.timeout)
                     return
                 adopted = self._adopt_preempted(study, heartbeat)
                 if adopted:
-                    self._launch(study, adopted, fixed, heartbeat)
+                    self._launch(study, adopted, plan.fixed, heartbeat)
                     continue
-                slots = min(self.n_jobs, self.n_trials - finished - running)
+                slots = min(n_jobs, n_trials - finished - running)
                 if slots <= 0:  # other workers hold the remaining trials: wait for them (or their death)
-                    time.sleep(min(self.heartbeat_interval, 5.0))
+                    self._pause(min(self.settings.heartbeat_interval, 5.0))
                     continue
-                trials = self._ask(study, slots, distributions, fixed, heartbeat)
+                trials = self._ask(study, slots, plan, heartbeat)
                 if trials:
-                    self._launch(study, trials, fixed, heartbeat)
+                    self._launch(study, trials, plan.fixed, heartbeat)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, but wake for a stop signal within a fraction of a second."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.stop.raise_if_requested()
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
 
     def _counts(self, study: optuna.Study) -> tuple[int, int]:
         trials = study.get_trials(deepcopy=False, states=(*RESULT_STATES, TrialState.RUNNING))
@@ -331,35 +353,38 @@ class SweepkitSweeperImpl(Sweeper):
 
     def _recover_stale(self, study: optuna.Study) -> None:
         """Fail RUNNING trials of dead processes and enqueue their params once more."""
-        for trial in studies.stale_trials(study, self.grace_period):
+        for trial in studies.stale_trials(study, self.settings.grace_period):
             if studies.fail_trial(study, trial, studies.STALE):
                 retried = studies.retry_once(study, trial)
-                log.warning("trial %d had no sign of life for %.0fs: failed%s", trial.number, self.grace_period,
+                log.warning("trial %d had no sign of life for %.0fs: failed%s", trial.number, self.settings.grace_period,
                             ", its params are tried again" if retried else " (a retry already; not tried again)")
                 self._close_child_run(study, trial, studies.STALE)
 
     def _adopt_preempted(self, study: optuna.Study, heartbeat: Heartbeat) -> list[FrozenTrial]:
-        """Preempted trials nobody resumed: relaunched under their own number and folder."""
-        adopted = studies.preempted_trials(study, self.heartbeat_interval)[: self.n_jobs]
+        """Preempted trials nobody resumed: relaunched first, under their own number and folder."""
+        adopted = studies.preempted_trials(study, self.settings.heartbeat_interval)[: self.settings.n_jobs]
         for trial in adopted:
             log.info("trial %d was preempted: resuming it from its last checkpoint", trial.number)
+            studies.take_up(study._storage, trial)  # no other worker adopts it meanwhile
             heartbeat.trial_ids.add(trial._trial_id)
         heartbeat.beat_now()
         return adopted
 
     def _check_failures(self, study: optuna.Study) -> None:
         failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if studies.is_counted_failure(t)]
-        allowed = self.max_failure_rate * self.n_trials
-        if len(failed) > allowed:
+        rate, n_trials = self.settings.max_failure_rate, self.settings.n_trials
+        if len(failed) > rate * n_trials:
             last = failed[-1].user_attrs.get(studies.FAIL_REASON, "unknown")
             raise SweepFailed(
-                f"{len(failed)} trials failed, more than hydra.sweeper.max_failure_rate={self.max_failure_rate} x n_trials={self.n_trials} allows; "
+                f"{len(failed)} trials failed, more than hydra.sweeper.max_failure_rate={rate} x n_trials={n_trials} allows; "
                 f"last (trial {failed[-1].number}): {last}"
             )
 
-    def _ask(self, study: optuna.Study, count: int, distributions, fixed: dict[str, str], heartbeat: Heartbeat) -> list[optuna.Trial]:
-        trials = []
+    def _ask(self, study: optuna.Study, count: int, plan: Plan, heartbeat: Heartbeat) -> list[optuna.Trial]:
+        trials: list[optuna.Trial] = []
         for _ in range(count):
+            if self.stop.requested:
+                break
             trial = study.ask()
             trial_id = studies.trial_id(study, trial.number)
             heartbeat.trial_ids.add(trial_id)
@@ -369,19 +394,24 @@ class SweepkitSweeperImpl(Sweeper):
                 heartbeat.trial_ids.discard(trial_id)
                 break
             # the optimizer before its lr: a centred lr range depends on the optimizer drawn
-            for name in sorted(distributions, key=lambda n: n == LR):
-                distribution = self._lr_distribution(trial, fixed, distributions[name]) if name == LR else distributions[name]
+            for name in sorted(plan.distributions, key=lambda n: n == LR):
+                distribution = self._lr_distribution(trial, plan.fixed, plan.distributions[name]) if name == LR else plan.distributions[name]
                 suggest(trial, name, distribution)
-            if self.custom_search_space is not None:
-                self.custom_search_space(self.config, trial)
+            if self.settings.custom_search_space is not None:
+                self.settings.custom_search_space(self.config, trial)
             trials.append(trial)
+        if self.stop.requested:  # asked, never launched: say so, and do not count them
+            for trial in trials:
+                studies.fail_trial(study, study.get_trials(deepcopy=False)[trial.number], studies.NOT_STARTED)
+                heartbeat.trial_ids.discard(studies.trial_id(study, trial.number))
+            self.stop.raise_if_requested()
         return trials
 
     def _is_surplus(self, study: optuna.Study, number: int) -> bool:
         """Whether ``n_trials`` trials that count were already taken before this one (a race between
         workers that checked the count at the same moment); trial numbers settle who came first."""
         ahead = study.get_trials(deepcopy=False, states=(*RESULT_STATES, TrialState.RUNNING))
-        return sum(t.number < number for t in ahead) >= self.n_trials
+        return sum(t.number < number for t in ahead) >= self.settings.n_trials
 
     def _job_overrides(self, trial: optuna.Trial | FrozenTrial, fixed: dict[str, str]) -> list[str]:
         # Choices of the grammar are override text already (Hydra encoded them); values a custom
@@ -392,9 +422,10 @@ class SweepkitSweeperImpl(Sweeper):
         ]
         overrides += [f"{name}={value}" for name, value in fixed.items() if name not in trial.params]
         return overrides + [
-            f"hydra.sweeper.study_name={override_value(self.study_name)}",
-            f"hydra.sweeper.storage={override_value(self.storage_url)}",
+            f"hydra.sweeper.study_name={override_value(self.config.hydra.sweeper.study_name)}",
+            f"hydra.sweeper.storage={override_value(self.config.hydra.sweeper.storage)}",
             f"hydra.sweeper.trial_number={trial.number}",
+            f"hydra.sweeper.parent_run_id={override_value(self.parent_run_id)}",
             f"hydra.sweep.subdir={trial.number}",
         ]
 
@@ -411,17 +442,20 @@ class SweepkitSweeperImpl(Sweeper):
             heartbeat.trial_ids.discard(studies.trial_id(study, trial.number))
             self._settle(study, trial.number, returns[i] if i < len(returns) else None, launch_error)
             self._log_progress(study, trial.number)
+        self.stop.raise_if_requested()  # a signal during the batch: stop now, between trials
 
     # -- settling outcomes ---------------------------------------------------------------------------
     def _settle(self, study: optuna.Study, number: int, ret: JobReturn | None, launch_error: str | None) -> None:
-        """Tell the trial's outcome when its job could not (crash, lost worker, foreign task function)."""
-        if ret is None:
+        """Tell the trial's outcome when its job could not (crash, lost worker)."""
+        if ret is None and not self.stop.requested:
             self._wait_while_alive(study, number)  # the job may still run (e.g. a sibling job's crash)
         trial = study.get_trials(deepcopy=False)[number]
         if trial.state.is_finished():
             return
+        if (ret is not None and isinstance(ret._return_value, TrialStopped)) or trial.system_attrs.get(studies.PREEMPTED):
+            return  # stopped by a signal: left RUNNING, preempted, to be resumed first
         if ret is not None and ret.status == JobStatus.COMPLETED:
-            self._tell_return_value(study, number, ret.return_value)
+            studies.fail_trial(study, trial, f"the job returned {ret._return_value!r} without telling its trial")
         elif ret is not None and isinstance(ret._return_value, optuna.TrialPruned):
             study.tell(number, state=TrialState.PRUNED)
         elif ret is not None:
@@ -434,19 +468,12 @@ class SweepkitSweeperImpl(Sweeper):
                 log.warning("trial %d was lost with its worker; its params are tried once more", number)
             self._close_child_run(study, trial, reason)
 
-    def _tell_return_value(self, study: optuna.Study, number: int, value: Any) -> None:
-        try:
-            values = [float(v) for v in value] if isinstance(value, list | tuple) else [float(value)]
-            study.tell(number, values=values if len(values) > 1 else values[0])
-        except (TypeError, ValueError) as err:
-            studies.fail_trial(study, study.get_trials(deepcopy=False)[number], f"the task returned {value!r}, not the objective: {err}")
-
     def _wait_while_alive(self, study: optuna.Study, number: int) -> None:
         while True:
             trial = study.get_trials(deepcopy=False)[number]
-            if trial.state.is_finished() or time.time() - studies.last_sign_of_life(trial) > self.grace_period:
+            if trial.state.is_finished() or time.time() - studies.last_sign_of_life(trial) > self.settings.grace_period:
                 return
-            time.sleep(min(self.heartbeat_interval, 2.0))
+            self._pause(min(self.settings.heartbeat_interval, 2.0))
 
     def _close_child_run(self, study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
         run_id, uri = trial.user_attrs.get(studies.MLFLOW_RUN_ID), study.user_attrs.get(studies.MLFLOW_URI)
@@ -460,29 +487,35 @@ class SweepkitSweeperImpl(Sweeper):
         detail = trial.user_attrs.get(studies.PRUNE_REASON) or trial.user_attrs.get(studies.FAIL_REASON) or ""
         if trial.state == TrialState.PRUNED:
             detail = f"{detail} at epoch {trial.user_attrs.get(studies.PRUNED_EPOCH, '?')}"
+        elif trial.state == TrialState.RUNNING:
+            detail = "stopped: resumes on the next run"
         summary = studies.summarize(study)
         best = f"{summary.best_values[0]:.4f} (trial {summary.best_number})" if summary.best_values else "-"
         elapsed = time.monotonic() - self.start_time
         log.info(
             "trial %d %s value %s %s| best %s | %d/%d finished | %dm%02ds",
             number, trial.state.name, value, f"[{detail.strip()[:80]}] " if detail.strip() else "", best,
-            summary.finished, self.n_trials, elapsed // 60, elapsed % 60,
+            summary.finished, self.settings.n_trials, elapsed // 60, elapsed % 60,
         )
 
     # -- the end -------------------------------------------------------------------------------------
-    def _finish(self, study: optuna.Study, parent: ParentRun | None, status: str) -> None:
-        """Plots, ``optimization_results.yaml`` and the parent run's summary, whatever the outcome."""
-        summary = studies.summarize(study)
-        artifacts = save_plots(study, self.sweep_dir / "plots") + [save_results(study, self.sweep_dir / "optimization_results.yaml")]
-        if summary.best_values is not None:
-            best = study.best_trial
-            log.info("best trial %d: %s = %s  params %s", best.number, "value", best.value, best.params)
-        log.info(
-            "trials %s | epochs run %d of %d budgeted (%.0f%% saved by pruning)",
-            summary.counts, summary.epochs_run, summary.epochs_budget, 100 * summary.epochs_saved_share,
-        )
-        if parent is not None:
-            parent.log_summary(summary, self.n_trials, artifacts)
-            if (self.sweep_dir / "lr_range_test").is_dir():
-                parent.log_folder(self.sweep_dir / "lr_range_test", "lr_range_test")
-            parent.end(status)
+    def _finish(self, study: optuna.Study, parent: ParentRun | None, status: str, plan: Plan) -> None:
+        """Plots, ``optimization_results.yaml`` and the parent run's summary, whatever the outcome; the
+        parent run ends with ``status`` even if a second signal cuts the plots short."""
+        try:
+            summary = studies.summarize(study)
+            artifacts = save_plots(study, plan.sweep_dir / "plots") + [save_results(study, plan.sweep_dir / "optimization_results.yaml")]
+            if summary.best_values is not None:
+                best = study.best_trial
+                log.info("best trial %d: %s = %s  params %s", best.number, "value", best.value, best.params)
+            log.info(
+                "trials %s | epochs run %d of %d budgeted (%.0f%% saved by pruning)",
+                summary.counts, summary.epochs_run, summary.epochs_budget, 100 * summary.epochs_saved_share,
+            )
+            if parent is not None:
+                parent.log_summary(summary, self.settings.n_trials, artifacts)
+                if (plan.sweep_dir / "lr_range_test").is_dir():
+                    parent.log_folder(plan.sweep_dir / "lr_range_test", "lr_range_test")
+        finally:
+            if parent is not None:
+                parent.end(status)

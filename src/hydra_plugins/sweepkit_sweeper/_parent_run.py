@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from sweepkit import studies
 from sweepkit.studies import StudySummary
@@ -66,7 +67,8 @@ class ParentRun:
         """Best value and trial, counts per state, epochs run against the budget, plots."""
         from mlflow.entities import Metric
 
-        metrics = {f"trials_{state.lower()}": count for state, count in summary.counts.items()}
+        # every state, zeros too: a count logged earlier (trials_running=1 of a stopped sweep) is put right
+        metrics = {f"trials_{state.name.lower()}": summary.counts.get(state.name, 0) for state in TrialState}
         metrics.update({"trials_finished": summary.finished, "n_trials": n_trials, "epochs_run": summary.epochs_run,
                         "epochs_budget": summary.epochs_budget, "epochs_saved_share": summary.epochs_saved_share})
         if summary.best_values is not None:

@@ -52,7 +52,9 @@ class SweepkitSweeperConf:
     # sampler and pruner are built by the sweeper (one-line errors), not by Hydra's instantiate
     _recursive_: bool = False
     # an Optuna sampler as a _target_ config, or a class of optuna.samplers by name, with literal
-    # keyword arguments or without: RandomSampler, "QMCSampler(seed=1)"; null: TPESampler(seed=42)
+    # keyword arguments or without: RandomSampler, "QMCSampler(seed=1)"; null: TPESampler(seed=42,
+    # constant_liar=true). A seeded sampler's seed is that of the study's first sweep process; each later
+    # one (a resume, a retry, another worker) derives its own, so that none replays points already tried
     sampler: Any = None
     # an Optuna pruner, the same ways: NopPruner (no pruning), "PercentilePruner(percentile=25.0)";
     # null: MedianPruner(n_startup_trials=5, n_warmup_steps=1). Every trial job rebuilds it (Optuna
@@ -72,8 +74,10 @@ class SweepkitSweeperConf:
     heartbeat_interval: float = 10.0
     # a RUNNING trial silent this long belongs to a dead process: it is failed and retried once
     grace_period: float = 120.0
-    # set by the sweeper on each trial job; leave null
+    # set by the sweeper on each trial job; leave null: the trial it runs as, and the MLflow parent
+    # run its child run goes under (null: the sweep does not track to MLflow)
     trial_number: int | None = None
+    parent_run_id: str | None = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="sweepkit", node=SweepkitSweeperConf, provider="sweepkit")

@@ -6,7 +6,6 @@ choose the shipped models, data, optimizers and presets. Other Hydra apps are le
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-SWEEPKIT_CONF = "pkg://sweepkit.conf"
 
 
 class SweepkitSearchPathPlugin(SearchPathPlugin):
@@ -17,6 +16,6 @@ class SweepkitSearchPathPlugin(SearchPathPlugin):
             return
         from sweepkit.train import CONFIG_DIR
 
-        present = {element.path for element in search_path.get_path()}
-        if SWEEPKIT_CONF not in present and f"file://{CONFIG_DIR}" not in present:
-            search_path.append(provider="sweepkit", path=SWEEPKIT_CONF)
+        present = {element.path.removeprefix("file://") for element in search_path.get_path()}  # a plain path is a folder too
+        if CONFIG_DIR not in present:
+            search_path.append(provider="sweepkit", path=f"file://{CONFIG_DIR}")
