@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from sweepkit import studies
+from sweepkit import journal, studies
+from sweepkit.console import exit_with_one_line
 from sweepkit.errors import ConfigError
 
 STATE_STYLES = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan", "WAITING": "dim"}
@@ -87,15 +87,25 @@ def main(argv: list[str] | None = None) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        name, url = locate(args.target, args.storage)
-        study = optuna.load_study(study_name=name, storage=studies.open_storage(url))
+        study = open_study(*locate(args.target, args.storage))
     except ConfigError as err:
-        print(f"sweepkit-report: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyError:
-        print(f"sweepkit-report: error: study={name} is not in storage {url}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_one_line("sweepkit-report", err)
     report(study, Console(width=200))
+
+
+def open_study(name: str, url: str):
+    """The study to report on, read only: a journal that does not exist is not created, a corrupt one
+    is named by its line."""
+    import optuna
+
+    if "://" not in url:
+        if not Path(url).is_file():
+            raise ConfigError("--storage", url, "does not exist: run the report in the sweep's launch directory, or give the sweep folder or --storage")
+        journal.check(Path(url))
+    try:
+        return optuna.load_study(study_name=name, storage=studies.open_storage(url))
+    except KeyError:
+        raise ConfigError("study", name, f"is not in storage {url}") from None
 
 
 if __name__ == "__main__":

@@ -162,11 +162,11 @@ class SweepkitSweeperImpl(Sweeper):
             self.config.hydra.sweeper.storage = storage_url
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir = sweep_dir if sweep_dir.is_absolute() else launch_dir / sweep_dir
-        writable_folder("hydra.sweep.dir", sweep_dir)
         self._check_group_choices(distributions)
         self._check_first_trial(distributions, fixed)
         if self.settings.lr_range_test["enabled"]:
             check_lr_range_settings(self.settings.lr_range_test, distributions)
+        writable_folder("hydra.sweep.dir", sweep_dir)  # the last check: it makes the (empty) folder
         return Plan(distributions, fixed, directions, study_name, storage_url, sweep_dir, launch_dir)
 
     def _directions(self) -> list[str]:
