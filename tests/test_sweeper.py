@@ -1,7 +1,6 @@
 """The sweepkit sweeper end to end: real sweeps (subprocesses), real Optuna journal, real MLflow store,
 real Hydra launchers. Each test states the rule it checks."""
 
-import shutil
 import signal
 import time
 
@@ -10,7 +9,7 @@ import yaml
 from optuna.trial import TrialState
 
 from sweeps import (
-    FAST_SEARCH, SEARCHPATH, TESTS, MlflowView, finished, kill_group, only_study, run_sweep, start_sweep, states, wait_for,
+    FAST_SEARCH, SEARCHPATH, MlflowView, finished, kill_group, only_study, run_sweep, start_sweep, states, wait_for,
 )
 from sweepkit import studies
 
@@ -222,20 +221,6 @@ def test_multi_objective_sweep_reports_a_pareto_front_without_pruning(tmp_path):
     assert states(study) == {"COMPLETE": 4} and all(len(t.values) == 2 for t in study.trials)
     results = yaml.safe_load((tmp_path / "multirun" / study.study_name / "optimization_results.yaml").read_text())
     assert results["pareto_front"] and {"number", "params", "values"} <= set(results["pareto_front"][0])
-
-
-def test_lightning_hydra_template_search_file_runs_with_only_the_sweeper_renamed(tmp_path):
-    # An hparams_search file written for the Hydra Optuna sweeper (lightning-hydra-template's style:
-    # storage, study_name, n_jobs, direction, n_trials, a seeded TPE sampler, params in the grammar).
-    conf = tmp_path / "conf"
-    shutil.copytree(TESTS / "sweep_conf", conf)
-    (conf / "hparams_search").mkdir()
-    shutil.copy(TESTS / "lht_style_search.yaml", conf / "hparams_search" / "lht_style.yaml")
-    run_sweep(tmp_path, f"hydra.searchpath=[file://{conf}]", "hparams_search=lht_style", "trainer.max_epochs=2",
-              "hydra.sweeper.n_trials=4")
-    study = only_study(tmp_path)
-    assert len(finished(study)) == 4
-    assert set(study.trials[0].params) == {"optimizer.lr", "data.batch_size", "model.hidden"}
 
 
 def test_enqueued_points_run_first_and_custom_space_adds_conditional_params(tmp_path):
