@@ -15,6 +15,7 @@ trials, the trials in flight left to be resumed and its parent run ended KILLED.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from typing import Any
 
 import optuna
 from hydra.core.plugins import Plugins
+from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
@@ -37,6 +39,7 @@ from hydra_plugins.sweepkit_sweeper._names import check_study_name, derive_study
 from hydra_plugins.sweepkit_sweeper._parent_run import ParentRun, close_child
 from hydra_plugins.sweepkit_sweeper._search_space import as_record, check_unchanged, params_as_overrides, parse_search_space
 from hydra_plugins.sweepkit_sweeper._settings import SweepSettings
+from hydra_plugins.sweepkit_sweeper._slots import Slots
 from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
 from sweepkit import journal, studies
 from sweepkit.errors import ConfigError, RunFailed, one_of, writable_folder
@@ -49,6 +52,21 @@ log = logging.getLogger("sweepkit")
 DIRECTIONS = {"max": "maximize", "min": "minimize"}
 RESULT_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 PREFLIGHT = "sweepkit_preflight"  # attribute of a task function: its check of a trial's config (no writes)
+
+
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (a scheduler's allocation, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def runs_in_process(launcher: DictConfig) -> bool:
+    """Whether a launcher runs its jobs in the sweep's own process (then one at a time)."""
+    target = launcher.get("_target_")
+    return target == BASIC_LAUNCHER or (target == JOBLIB_LAUNCHER and launcher.get("n_jobs") == 1)
 
 
 class SweepFailed(RunFailed):
@@ -114,6 +132,14 @@ class SweepkitSweeperImpl(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        self.n_jobs = self.settings.n_jobs or available_cores()
+        with open_dict(config):
+            config.hydra.sweeper.n_jobs = self.n_jobs  # what launcher presets read (local_parallel)
+            if self.n_jobs > 1 and config.hydra.launcher.get("_target_") == BASIC_LAUNCHER:
+                # The basic launcher runs jobs one after another in this process: parallel trials need
+                # processes of their own, which joblib's loky workers are (started once, reused).
+                config.hydra.launcher = OmegaConf.structured(JobLibLauncherConf(n_jobs=self.n_jobs))
+        self.asynchronous = self.n_jobs > 1 and not runs_in_process(config.hydra.launcher)
         # Every job runs the app's task as a trial (sweepkit.trial), in whatever process the launcher uses.
         self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=TrialTask(task_function))
 
@@ -313,31 +339,57 @@ class SweepkitSweeperImpl(Sweeper):
 
     # -- the loop ------------------------------------------------------------------------------------
     def _run_trials(self, study: optuna.Study, plan: Plan) -> None:
+        """Keep up to ``n_jobs`` trials in flight until the study holds ``n_trials`` results."""
         self.start_time = time.monotonic()
-        n_trials, n_jobs = self.settings.n_trials, self.settings.n_jobs
+        n_trials = self.settings.n_trials
+        slots = Slots(self.n_jobs)
         with Heartbeat(plan.storage_url, self.settings.heartbeat_interval) as heartbeat:
-            while True:
-                self.stop.raise_if_requested()
-                self._recover_stale(study)
-                self._check_failures(study)
-                finished, running = self._counts(study)
-                if finished >= n_trials:
-                    log.info("study %s holds %d finished trials: done", plan.study_name, finished)
-                    return
-                if self.settings.timeout is not None and time.monotonic() - self.start_time > self.settings.timeout:
-                    log.info("timeout of %ss reached: no new trials", self.settings.timeout)
-                    return
-                adopted = self._adopt_preempted(study, heartbeat)
-                if adopted:
-                    self._launch(study, adopted, plan.fixed, heartbeat)
-                    continue
-                slots = min(n_jobs, n_trials - finished - running)
-                if slots <= 0:  # other workers hold the remaining trials: wait for them (or their death)
-                    self._pause(min(self.settings.heartbeat_interval, 5.0))
-                    continue
-                trials = self._ask(study, slots, plan, heartbeat)
-                if trials:
-                    self._launch(study, trials, plan.fixed, heartbeat)
+            try:
+                while True:
+                    self.stop.raise_if_requested()
+                    self._recover_stale(study)
+                    self._check_failures(study)
+                    finished, running = self._counts(study)
+                    if finished >= n_trials or self._timed_out():
+                        if not slots:
+                            log.info("study %s holds %d finished trials: done", plan.study_name, finished)
+                            return
+                        slots.wait(0.2)
+                        continue
+                    if not slots.free:
+                        slots.wait(0.2)
+                        continue
+                    trials = self._adopt_preempted(study, heartbeat, slots.free) or self._ask_for(study, slots, plan, heartbeat, finished, running)
+                    if trials:
+                        self._dispatch(study, trials, plan.fixed, heartbeat, slots)
+                    elif slots:
+                        slots.wait(0.2)
+                    else:  # other workers hold the remaining trials: wait for them (or their death)
+                        self._pause(min(self.settings.heartbeat_interval, 5.0))
+            finally:
+                slots.drain(on_wait=lambda: None)  # trials in flight end (stopped, if a signal came) before the sweep does
+
+    def _timed_out(self) -> bool:
+        timeout = self.settings.timeout
+        if timeout is None or time.monotonic() - self.start_time <= timeout:
+            return False
+        if not getattr(self, "_said_timeout", False):
+            log.info("timeout of %ss reached: no new trials", timeout)
+            self._said_timeout = True
+        return True
+
+    def _ask_for(self, study: optuna.Study, slots: Slots, plan: Plan, heartbeat: Heartbeat, finished: int, running: int) -> list[optuna.Trial]:
+        wanted = min(slots.free, self.settings.n_trials - finished - running)
+        return self._ask(study, wanted, plan, heartbeat) if wanted > 0 else []
+
+    def _dispatch(self, study: optuna.Study, trials: Sequence[optuna.Trial | FrozenTrial], fixed: dict[str, str], heartbeat: Heartbeat, slots: Slots) -> None:
+        """Launch trials: each on its own thread where the launcher runs jobs in other processes (a
+        free worker starts the next trial at once); as one batch, here, where jobs run in this process."""
+        if not self.asynchronous:
+            self._launch(study, trials, fixed, heartbeat)
+            return
+        for trial in trials:
+            slots.start(trial.number, lambda trial=trial: self._launch(study, [trial], fixed, heartbeat))
 
     def _pause(self, seconds: float) -> None:
         """Sleep, but wake for a stop signal within a fraction of a second."""
@@ -360,9 +412,9 @@ class SweepkitSweeperImpl(Sweeper):
                             ", its params are tried again" if retried else " (a retry already; not tried again)")
                 self._close_child_run(study, trial, studies.STALE)
 
-    def _adopt_preempted(self, study: optuna.Study, heartbeat: Heartbeat) -> list[FrozenTrial]:
+    def _adopt_preempted(self, study: optuna.Study, heartbeat: Heartbeat, limit: int) -> list[FrozenTrial]:
         """Preempted trials nobody resumed: relaunched first, under their own number and folder."""
-        adopted = studies.preempted_trials(study, self.settings.heartbeat_interval)[: self.settings.n_jobs]
+        adopted = studies.preempted_trials(study, self.settings.heartbeat_interval)[:limit]
         for trial in adopted:
             log.info("trial %d was preempted: resuming it from its last checkpoint", trial.number)
             studies.take_up(study._storage, trial)  # no other worker adopts it meanwhile
@@ -442,7 +494,6 @@ class SweepkitSweeperImpl(Sweeper):
             heartbeat.trial_ids.discard(studies.trial_id(study, trial.number))
             self._settle(study, trial.number, returns[i] if i < len(returns) else None, launch_error)
             self._log_progress(study, trial.number)
-        self.stop.raise_if_requested()  # a signal during the batch: stop now, between trials
 
     # -- settling outcomes ---------------------------------------------------------------------------
     def _settle(self, study: optuna.Study, number: int, ret: JobReturn | None, launch_error: str | None) -> None:

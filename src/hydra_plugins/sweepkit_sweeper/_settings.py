@@ -25,7 +25,7 @@ class SweepSettings:
     study_name: str | None
     storage: str | None
     n_trials: int
-    n_jobs: int
+    n_jobs: int | None  # None: one per available core
     timeout: float | None
     sampler: dict[str, Any]  # a _target_ spec; built per sweep process, with its own seed (studies.process_seed)
     pruner: Any  # as written: every trial job rebuilds the pruner from it
@@ -42,7 +42,7 @@ class SweepSettings:
         """Check every setting; raise ConfigError (one line) on the first bad one."""
         key = "hydra.sweeper."
         n_trials = integer(key + "n_trials", settings["n_trials"], at_least=1)
-        n_jobs = integer(key + "n_jobs", settings["n_jobs"], at_least=1)
+        n_jobs = integer(key + "n_jobs", settings["n_jobs"], at_least=1) if settings["n_jobs"] is not None else None
         timeout = number(key + "timeout", settings["timeout"], above=0) if settings["timeout"] is not None else None
         max_failure_rate = number(key + "max_failure_rate", settings["max_failure_rate"], at_least=0)
         if max_failure_rate > 1:

@@ -45,8 +45,10 @@ class SweepkitSweeperConf:
     storage: str | None = None
     # COMPLETE + PRUNED trials the study should hold in the end, counted over all runs and workers
     n_trials: int = 20
-    # trials launched together through the launcher (one batch)
-    n_jobs: int = 1
+    # trials running at once; null: one per available CPU core. Above 1 each trial runs in a worker
+    # process of its own (the basic launcher is replaced by joblib's, whose workers are reused), a
+    # freed worker taking the next trial at once; 1: one trial after another in the sweep process
+    n_jobs: int | None = None
     # stop launching new trials after this many seconds; null: no limit
     timeout: float | None = None
     # sampler and pruner are built by the sweeper (one-line errors), not by Hydra's instantiate
