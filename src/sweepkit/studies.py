@@ -9,7 +9,9 @@ heartbeat is older than the grace period belongs to a dead process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -62,7 +64,14 @@ def storage_url(storage: str | None, launch_dir: Path) -> str:
 
 
 def open_storage(url: str) -> BaseStorage:
-    """The Optuna storage behind a canonical URL: a journal file (NFS-safe locks) or an RDB."""
+    """The Optuna storage behind a canonical URL: a journal file (NFS-safe locks) or an RDB; one per
+    process and URL, so that a long-lived worker's next trial reads only what the journal gained
+    since (a fresh journal storage replays the whole file) and an RDB keeps its connections."""
+    return _open_storage(url, os.getpid())  # a forked child opens its own
+
+
+@functools.lru_cache(maxsize=16)
+def _open_storage(url: str, pid: int) -> BaseStorage:
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
