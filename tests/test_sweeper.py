@@ -1,6 +1,7 @@
 """The sweepkit sweeper end to end: real sweeps (subprocesses), real Optuna journal, real MLflow store,
 real Hydra launchers. Each test states the rule it checks."""
 
+import os
 import signal
 import time
 
@@ -60,6 +61,18 @@ def test_sweep_of_ten_trials_with_each_launcher(launcher, tmp_path):
     # Fixed seeds: the same suggestions every time, and the median of the finished trials (the
     # first batch, when jobs run in parallel) prunes some of the later ones in every launcher.
     assert states(study).get("PRUNED", 0) >= 1, states(study)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_by_default_trials_run_in_parallel_in_long_lived_workers(tmp_path):
+    # n_jobs null: one trial per core at once, in joblib workers that take trial after trial (a process
+    # start per worker, not per trial), a freed worker starting the next trial at once.
+    run_sweep(tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=6", "tracking=none")
+    trials = finished(only_study(tmp_path))
+    workers = {t.user_attrs[studies.WORKER] for t in trials}
+    assert len(trials) == 6 and 2 <= len(workers) <= min(len(os.sched_getaffinity(0)), 6)  # reused, on a machine of < 6 cores
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), "two trials ran at once"
 
 
 def test_rerun_resumes_the_study_without_overwriting(tmp_path):

@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -146,6 +148,7 @@ def trial_scope(sweeper: Mapping[str, Any]) -> Iterator[SweepTrial]:
     )
     trial = SweepTrial(study, int(sweeper["trial_number"]))
     studies.take_up(study._storage, trial.frozen())
+    trial.set_user_attr(studies.WORKER, f"{socket.gethostname()}:{os.getpid()}")
     child = _ChildRun.open(study, trial, sweeper.get("parent_run_id"))
     _current = trial
     try:
