@@ -22,6 +22,7 @@ from sweepkit.batching import Batches
 from sweepkit.datasets import Task
 from sweepkit.devices import Precision
 from sweepkit.progress import EpochProgress, SilentProgress
+from sweepkit.tasks import NOISE_SCALE
 
 StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "interrupted"]
 
@@ -30,6 +31,12 @@ class EpochTracker(Protocol):
     """Receives each epoch's metrics (step = epoch)."""
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None: ...
+
+
+class NoiseProbe(Protocol):
+    """Estimates the gradient noise scale at the current weights, leaving training as it was."""
+
+    def b_simple(self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float) -> float: ...
 
 
 class PruningReporter(Protocol):
@@ -146,6 +153,7 @@ class TrainingLoop:
         checkpoint_dir: Path | None = None,
         checkpoint_extra: Mapping[str, Any] | None = None,
         compiled: nn.Module | None = None,
+        noise_probe: NoiseProbe | None = None,
     ) -> None:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.forward_model = compiled if compiled is not None else model  # torch.compile wraps, state stays on model
@@ -156,6 +164,7 @@ class TrainingLoop:
         self.checkpoint_dir, self.checkpoint_extra = checkpoint_dir, dict(checkpoint_extra or {})
         self.state = LoopState()
         self.best_model_state: dict[str, torch.Tensor] | None = None
+        self.noise_probe = noise_probe
 
     # -- one epoch -------------------------------------------------------------------------------
     def train_epoch(self, progress: EpochProgress, stop_requested: Callable[[], bool] = lambda: False) -> tuple[float, float]:
@@ -196,6 +205,10 @@ class TrainingLoop:
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         metrics["epoch_time_s"] = time.perf_counter() - start
         metrics["train/samples_per_s"] = self.train_batches.num_samples / max(train_seconds, 1e-9)
+        if self.noise_probe is not None and math.isfinite(train_loss):
+            # after the clock: epoch_time_s means the same with the probe on or off
+            scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+            metrics[NOISE_SCALE] = self.noise_probe.b_simple(self.model, self.loss_fn, self.precision, scale)
         return metrics
 
     # -- the run ---------------------------------------------------------------------------------

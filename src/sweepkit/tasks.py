@@ -24,6 +24,7 @@ EPOCH_METRICS: dict[Task, tuple[str, ...]] = {
     "classification": ("train/loss", "val/loss", "val/acc", "lr", "epoch_time_s", "train/samples_per_s"),
     "regression": ("train/loss", "val/loss", "lr", "epoch_time_s", "train/samples_per_s"),
 }
+NOISE_SCALE = "grad_noise_scale"  # per-epoch metric of trainer.noise_scale=true (sweepkit.noise_scale)
 MODES = ("max", "min")
 
 

@@ -7,6 +7,7 @@ checkpoint and no tracked run behind.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import tempfile
 import traceback
@@ -29,9 +30,10 @@ from sweepkit.devices import resolve_device, resolve_precision, use_channels_las
 from sweepkit.errors import ConfigError, RunFailed, flag, integer, number, writable_folder
 from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
 from sweepkit.models import count_parameters
+from sweepkit.noise_scale import NoiseScaleProbe
 from sweepkit.optim import build_optimizer, build_scheduler
 from sweepkit.progress import build_progress
-from sweepkit.tasks import build_loss, check_objective, objective_metrics, objective_modes
+from sweepkit.tasks import NOISE_SCALE, build_loss, check_objective, objective_metrics, objective_modes
 from sweepkit.tracking import NoTracker, RunTracker, build_tracker, flatten
 
 log = logging.getLogger("sweepkit")
@@ -150,12 +152,13 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
 
     optimizer = build_optimizer(model.parameters(), cfg.optimizer, lr)
     scheduler = build_scheduler(optimizer, cfg.scheduler, len(train_batches), cfg.trainer.max_epochs, lr)
+    noise_probe = NoiseScaleProbe.for_batches(train_batches, cfg.data.batch_size, cfg.trainer.noise_scale_share, cfg.seed) if cfg.trainer.noise_scale else None
     loop = TrainingLoop(
         model, optimizer, scheduler, precision, loss_fn, train_batches, val_batches, source.task, generators,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
         checkpoint_dir=output_dir / "checkpoints" if output_dir is not None and cfg.trainer.save_checkpoints else None,
         checkpoint_extra={"config_yaml": OmegaConf.to_yaml(cfg, resolve=True), "provenance": {"git_commit": provenance.git_commit(), **provenance.versions()}},
-        compiled=compiled,
+        compiled=compiled, noise_probe=noise_probe,
     )
     return Setup(loop, test_batches, source, lr, rule, objective, count_parameters(model), device)
 
@@ -245,6 +248,7 @@ def results(cfg: DictConfig, setup: Setup, state: LoopState, test: dict[str, flo
         "epochs_run": len(state.history),
         "stop_reason": state.stop_reason,
         "checkpoint": str(best_ckpt) if best_ckpt is not None and best_ckpt.exists() else None,
+        **({NOISE_SCALE: [m.get(NOISE_SCALE, math.nan) for m in state.history]} if any(NOISE_SCALE in m for m in state.history) else {}),
     }
 
 
