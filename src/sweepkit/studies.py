@@ -35,6 +35,7 @@ EPOCHS_RUN, MAX_EPOCHS = "epochs_run", "max_epochs"
 PRUNED_EPOCH, PRUNE_REASON = "pruned_epoch", "prune_reason"
 FAIL_REASON, MLFLOW_RUN_ID = "fail_reason", "mlflow_run_id"
 WORKER = "worker"  # host:pid of the process that ran the trial's job (its latest attempt)
+LR_EFFECTIVE = "lr_effective"  # the lr the trial trained with (optimizer.lr scaled by lr_scaling.rule)
 # study user attrs the sweeper writes before the first trial
 MLFLOW_URI, MLFLOW_EXPERIMENT_ID, MLFLOW_PARENT_RUN_ID = "mlflow_tracking_uri", "mlflow_experiment_id", "mlflow_parent_run_id"
 SEARCH_SPACE = "search_space"  # study user attr: {param: Optuna distribution as JSON}, set by the first run

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, open_dict
 
 from sweepkit import studies
 from sweepkit.console import reports_errors, run_console_script
-from sweepkit.tasks import objective_metrics
+from sweepkit.tasks import NOISE_SCALE, objective_metrics
 from sweepkit.tracking import MlflowTracker, RunTracker
 from sweepkit.training import check_config, default_run_name, group_choices, run
 
@@ -80,6 +80,9 @@ def train_trial(cfg: DictConfig, trial: SweepTrial, choices: Mapping[str, str]) 
     )
     trial.set_user_attr(studies.EPOCHS_RUN, int(metrics["epochs_run"]))
     trial.set_user_attr(studies.MAX_EPOCHS, int(cfg.trainer.max_epochs))
+    trial.set_user_attr(studies.LR_EFFECTIVE, metrics["lr_effective"])  # the lr-vs-batch fit reads it
+    if NOISE_SCALE in metrics:  # per epoch: NaN unresolved, None not measured (time budget)
+        trial.set_user_attr(NOISE_SCALE, metrics[NOISE_SCALE])
     summarize(cfg, metrics)
     if metrics["stop_reason"] in PRUNE_REASON_OF_STOP:
         trial.prune_reason = PRUNE_REASON_OF_STOP[metrics["stop_reason"]]
