@@ -11,6 +11,8 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from sweepkit import sweep_grids
+
 
 @dataclass
 class LrRangeTestConf:
@@ -83,3 +85,4 @@ class SweepkitSweeperConf:
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="sweepkit", node=SweepkitSweeperConf, provider="sweepkit")
+sweep_grids.register()  # ${sweepkit.log_grid:...} in presets resolve from the first compose on
