@@ -66,3 +66,41 @@ def lr_find_curve(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def lr_vs_batch(fits: Sequence, path: Path, title: str) -> Path:
+    """Best lr against batch size (log-log) per fit of ``sweepkit.scaling_law``: the optima with
+    their intervals (hollow: at the edge of the searched lrs, left out), the fitted law, and the
+    linear and square-root rules drawn through the smallest batch size's best lr."""
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for fit, color in zip(fits, ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")):
+        if not fit.optima:
+            continue
+        name = f"{fit.group} " if fit.group else ""
+        for o in fit.optima:
+            ax.errorbar([o.batch_size], [o.lr], yerr=[[o.lr - o.low], [o.high - o.lr]], fmt="o", color=color,
+                        mfc="white" if o.at_edge else color, capsize=3)
+        law = fit.law
+        if law is not None:
+            ends = [law.batch_sizes[0], law.batch_sizes[-1]]
+            ax.plot(ends, [law.lr_at(b) for b in ends], color=color, linewidth=2,
+                    label=f"{name}fit: alpha {law.alpha:.2f} [{law.low:.2f}..{law.high:.2f}] {law.verdict}")
+        smallest = fit.optima[0]
+        batches = [o.batch_size for o in fit.optima]
+        span = [batches[0], batches[-1]]
+        for exponent, style, rule in ((1.0, "--", "linear"), (0.5, ":", "square-root")):
+            ax.plot(span, [smallest.lr * (b / smallest.batch_size) ** exponent for b in span], style, color=color,
+                    linewidth=1, label=f"{name}{rule} rule from batch {smallest.batch_size}")
+        if fit.breakpoint is not None:
+            ax.axvline(fit.breakpoint.batch_size, color=color, linestyle="-.", linewidth=1,
+                       label=f"{name}break: batch ~{fit.breakpoint.batch_size:.0f}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set(xlabel="batch size", ylabel="best learning rate (the lr trained with)", title=title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,7 +1,9 @@
-"""``sweepkit-report <study name or sweep folder>``: a study's trials, its best, and what pruning saved.
+"""``sweepkit-report <study name or sweep folder>``: a study's trials, its best, what pruning saved,
+whether pruning was safe, and (``--scaling``) the lr-vs-batch law.
 
     sweepkit-report multirun/lr_batch_optimizer
     sweepkit-report lr_batch_optimizer --storage postgresql://user@db/optuna
+    sweepkit-report multirun/scaling_law --scaling
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from sweepkit import journal, studies
+from sweepkit import journal, pruning_audit, scaling_law, studies
 from sweepkit.console import exit_with_one_line
 from sweepkit.errors import ConfigError
 
@@ -82,15 +84,39 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sweepkit-report", description=__doc__.splitlines()[0])
     parser.add_argument("target", help="a sweep folder (multirun/<study>) or a study name")
     parser.add_argument("--storage", help="the study's storage (default: optuna.journal here, or the folder's)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="fit the lr-vs-batch law (needs trials that searched data.batch_size and optimizer.lr); "
+                             "the plot goes to <folder>/plots/lr_vs_batch.png, or ./lr_vs_batch.png for a study name")
     args = parser.parse_args(argv)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = open_study(*locate(args.target, args.storage))
+        if args.scaling and not scaling_law.searched(study):
+            raise ConfigError("--scaling", f"(study {study.study_name})", "needs trials that searched both data.batch_size "
+                              "and optimizer.lr with one objective (hparams_search=scaling_law does)")
     except ConfigError as err:
         exit_with_one_line("sweepkit-report", err)
-    report(study, Console(width=200))
+    console = Console(width=200)
+    report(study, console)
+    extras(study, console, args.scaling, Path(args.target))
+
+
+def extras(study, console: Console, scaling: bool, target: Path) -> None:
+    """Whether pruning was safe (a study with pruned trials) and, asked for, the lr-vs-batch law."""
+    audited = pruning_audit.audit(study)
+    if audited is not None:
+        console.print("\n".join(pruning_audit.describe(audited)), highlight=False, markup=False)
+    if scaling:
+        folder = target / "plots" if (target / "study.yaml").is_file() else Path.cwd()
+        try:
+            outcome = scaling_law.analyse(study, folder / "lr_vs_batch.png")
+        except scaling_law.ScalingError as err:
+            exit_with_one_line("sweepkit-report", ConfigError("--scaling", f"(study {study.study_name})", str(err)))
+        console.print("\n".join(outcome.lines), highlight=False, markup=False)
+        if outcome.plot is not None:
+            console.print(f"plot: {outcome.plot}", highlight=False, markup=False)
 
 
 def open_study(name: str, url: str):

@@ -41,7 +41,7 @@ from hydra_plugins.sweepkit_sweeper._search_space import as_record, check_unchan
 from hydra_plugins.sweepkit_sweeper._settings import SweepSettings
 from hydra_plugins.sweepkit_sweeper._slots import Slots
 from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
-from sweepkit import journal, studies
+from sweepkit import journal, scaling_law, studies
 from sweepkit.errors import ConfigError, RunFailed, one_of, writable_folder
 from sweepkit.optuna_parts import build_optuna_part
 from sweepkit.preemption import SweepStop
@@ -556,6 +556,7 @@ class SweepkitSweeperImpl(Sweeper):
         try:
             summary = studies.summarize(study)
             artifacts = save_plots(study, plan.sweep_dir / "plots") + [save_results(study, plan.sweep_dir / "optimization_results.yaml")]
+            scaling = scaling_law.at_sweep_end(study, plan.sweep_dir / "plots", str(self.config.get("objective", {}).get("metric", "value")))
             if summary.best_values is not None:
                 best = study.best_trial
                 log.info("best trial %d: %s = %s  params %s", best.number, "value", best.value, best.params)
@@ -564,7 +565,9 @@ class SweepkitSweeperImpl(Sweeper):
                 summary.counts, summary.epochs_run, summary.epochs_budget, 100 * summary.epochs_saved_share,
             )
             if parent is not None:
-                parent.log_summary(summary, self.settings.n_trials, artifacts)
+                parent.log_summary(summary, self.settings.n_trials, artifacts + ([scaling.plot] if scaling and scaling.plot else []))
+                if scaling is not None:
+                    parent.log_scaling(scaling.fits)
                 if (plan.sweep_dir / "lr_range_test").is_dir():
                     parent.log_folder(plan.sweep_dir / "lr_range_test", "lr_range_test")
         finally:

@@ -80,6 +80,17 @@ class ParentRun:
         for path in artifacts:
             self.client.log_artifact(self.run_id, str(path), "plots" if path.suffix == ".png" else None)
 
+    def log_scaling(self, fits) -> None:
+        """The lr-vs-batch law (sweepkit.scaling_law): alpha, its interval and the break as metrics,
+        the verdict as a tag."""
+        from mlflow.entities import Metric
+
+        metrics = {name: value for fit in fits for name, value in fit.metrics().items()}
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()])
+        for fit in fits:
+            for key, value in fit.tags().items():
+                self.client.set_tag(self.run_id, key, value)
+
     def log_folder(self, folder: Path, artifact_path: str) -> None:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
 
