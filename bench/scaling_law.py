@@ -1,0 +1,123 @@
+"""What ``hparams_search=scaling_law`` teaches on the bundled digits, for SGD and for Adam, and what
+the gradient-noise-scale probe costs.
+
+    python bench/scaling_law.py [--optimizers sgd adam] [--keep DIR] [--rounds 5] [overrides ...]
+
+For each optimizer: the real command, ``sweepkit-train -m hparams_search=scaling_law optimizer=<name>``
+(6 batch sizes x 9 lrs x 20 epochs, no pruner, tracking off: MLflow's cost is not the question), in a
+fresh folder; then the fit of ``sweepkit.scaling_law`` on its study: alpha with its 90% interval,
+the verdict, the break, the noise scale, the suggested config, and the whole report.
+
+Then the probe's cost: for each batch size of the preset, a run at the optimizer's centre lr is
+built with ``trainer.noise_scale=true``; after two warm-up epochs, rounds of one epoch (its own
+``epoch_time_s``: training and validation, the probe excluded) and one probe measurement, back to
+back. Printed: the probe's time as a ratio of the epoch's, median (min..max) over the rounds, per
+batch size and for the whole sweep (probe time summed over the grid / epoch time summed: what the
+sweep pays). Target: at most 0.05 (5% of an epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from hydra import compose, initialize_config_dir
+
+from sweepkit import scaling_law, studies
+from sweepkit.progress import SilentProgress
+from sweepkit.train import CONFIG_DIR
+from sweepkit.training import build
+
+TRAIN = Path(sys.executable).with_name("sweepkit-train")
+PRESET = "hparams_search=scaling_law"
+
+
+def run_preset(optimizer: str, extra: list[str], keep: Path | None) -> tuple[list[str], float, list]:
+    """The sweep of one optimizer; returns the report's lines, the wall time and the fits."""
+    with tempfile.TemporaryDirectory(prefix="scaling-law-") as scratch:
+        folder = Path(scratch)
+        name = f"bench-{optimizer}"
+        command = [str(TRAIN), "-m", PRESET, f"optimizer={optimizer}", f"hydra.sweeper.study_name={name}", "tracking=none",
+                   "trainer.progress=none", *extra]
+        start = time.perf_counter()
+        subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        study = optuna.load_study(study_name=name, storage=studies.open_storage(str(folder / "optuna.journal")))
+        outcome = scaling_law.analyse(study, folder / "multirun" / name / "plots" / "lr_vs_batch.png", "val/loss")
+        if keep is not None and outcome.plot is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(outcome.plot, keep / f"lr_vs_batch_{optimizer}.png")
+        return outcome.lines, wall, outcome.fits
+
+
+def probe_overhead(optimizer: str, extra: list[str], rounds: int) -> dict[int, tuple[list[float], float, float]]:
+    """Per batch size: the per-round ratios probe / epoch, and the summed probe and epoch seconds."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        preset = compose("train", overrides=[PRESET, f"optimizer={optimizer}", *extra])
+        batch_sizes = list(preset.scaling_law.batch_sizes)
+        out = {}
+        for batch in batch_sizes:
+            cfg = compose("train", overrides=[PRESET, f"optimizer={optimizer}", f"data.batch_size={batch}", "tracking=none",
+                                              "trainer.progress=none", "trainer.save_checkpoints=false", *extra])
+            setup = build(cfg, output_dir=None)
+            loop, progress = setup.loop, SilentProgress()
+            for _ in range(2):
+                loop.run_epoch(progress, 10, lambda: False)
+            ratios, probe_total, epoch_total = [], 0.0, 0.0
+            for _ in range(rounds):
+                epoch_s = loop.run_epoch(progress, 10, lambda: False)["epoch_time_s"]
+                start = time.perf_counter()
+                loop.noise_probe.b_simple(loop.model, loop.loss_fn, loop.precision)
+                probe_s = time.perf_counter() - start
+                ratios.append(probe_s / epoch_s)
+                probe_total, epoch_total = probe_total + probe_s, epoch_total + epoch_s
+            out[batch] = (ratios, probe_total, epoch_total)
+        return out
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f}, n={len(values)})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
+    parser.add_argument("--rounds", type=int, default=5, help="probe-cost rounds per batch size")
+    parser.add_argument("--keep", type=Path, help="copy each optimizer's lr_vs_batch.png into this folder")
+    parser.add_argument("--skip-sweeps", action="store_true", help="only measure the probe's cost")
+    parser.add_argument("overrides", nargs="*", help="more overrides for the sweeps and the cost runs, e.g. model=cnn")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    for optimizer in args.optimizers:
+        if args.skip_sweeps:
+            break
+        lines, wall, fits = run_preset(optimizer, args.overrides, args.keep)
+        print(f"=== {optimizer}: sweepkit-train -m {PRESET} optimizer={optimizer}  ({wall:.0f} s)", flush=True)
+        for fit in fits:
+            law, brk = fit.law, fit.breakpoint
+            alpha = f"alpha {law.alpha:.2f} [{law.low:.2f}..{law.high:.2f}]  verdict {law.verdict}" if law else "no law"
+            noise = fit.noise_scale
+            print(f"summary: {alpha}  break {f'~{brk.batch_size:.0f}' if brk else 'none'}  "
+                  f"B_simple {'-' if noise is None else f'{noise:.3g}'}")
+        print("\n".join(lines), flush=True)
+
+    for optimizer in args.optimizers:
+        costs = probe_overhead(optimizer, args.overrides, args.rounds)
+        print(f"=== noise-scale probe cost, {optimizer}: probe time / epoch time (target <= 0.050)")
+        for batch, (ratios, _, _) in costs.items():
+            print(f"  batch {batch:>4}: {spread(ratios)}")
+        probe = sum(p for _, p, _ in costs.values())
+        epoch = sum(e for _, _, e in costs.values())
+        print(f"  whole grid (summed over batch sizes): {probe / epoch:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
