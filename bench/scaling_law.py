@@ -8,12 +8,12 @@ For each optimizer: the real command, ``sweepkit-train -m hparams_search=scaling
 fresh folder; then the fit of ``sweepkit.scaling_law`` on its study: alpha with its 90% interval,
 the verdict, the break, the noise scale, the suggested config, and the whole report.
 
-Then the probe's cost: for each batch size of the preset, a run at the optimizer's centre lr is
-built with ``trainer.noise_scale=true``; after two warm-up epochs, rounds of one epoch (its own
-``epoch_time_s``: training and validation, the probe excluded) and one probe measurement, back to
-back. Printed: the probe's time as a ratio of the epoch's, median (min..max) over the rounds, per
-batch size and for the whole sweep (probe time summed over the grid / epoch time summed: what the
-sweep pays). Target: at most 0.05 (5% of an epoch).
+Then the probe's cost: for each batch size of the preset, whole runs (the preset's 20 epochs, at
+the optimizer's centre lr, ``trainer.noise_scale=true`` with its default share and time budget).
+Printed per batch size, median (min..max) over the rounds: the probe's seconds over the epochs'
+seconds (``epoch_time_s``: training and validation; the probe runs after that clock), what one
+measurement costs against one epoch, and how many epochs the budget let it measure. Target: at
+most 0.05 (5% of an epoch).
 """
 
 from __future__ import annotations
@@ -57,28 +57,24 @@ def run_preset(optimizer: str, extra: list[str], keep: Path | None) -> tuple[lis
         return outcome.lines, wall, outcome.fits
 
 
-def probe_overhead(optimizer: str, extra: list[str], rounds: int) -> dict[int, tuple[list[float], float, float]]:
-    """Per batch size: the per-round ratios probe / epoch, and the summed probe and epoch seconds."""
+def probe_overhead(optimizer: str, extra: list[str], rounds: int) -> dict[int, tuple[list[float], list[float], int, int]]:
+    """Per batch size, over ``rounds`` whole runs of the preset's epochs: the probe's seconds over the
+    epochs' seconds, one measurement's seconds over one epoch's, and epochs measured of epochs run."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         preset = compose("train", overrides=[PRESET, f"optimizer={optimizer}", *extra])
-        batch_sizes = list(preset.scaling_law.batch_sizes)
         out = {}
-        for batch in batch_sizes:
+        for batch in preset.scaling_law.batch_sizes:
             cfg = compose("train", overrides=[PRESET, f"optimizer={optimizer}", f"data.batch_size={batch}", "tracking=none",
-                                              "trainer.progress=none", "trainer.save_checkpoints=false", *extra])
-            setup = build(cfg, output_dir=None)
-            loop, progress = setup.loop, SilentProgress()
-            for _ in range(2):
-                loop.run_epoch(progress, 10, lambda: False)
-            ratios, probe_total, epoch_total = [], 0.0, 0.0
+                                              "trainer.progress=none", "trainer.save_checkpoints=false", "output_dir=null", *extra])
+            shares, singles, measured, epochs = [], [], 0, 0
             for _ in range(rounds):
-                epoch_s = loop.run_epoch(progress, 10, lambda: False)["epoch_time_s"]
-                start = time.perf_counter()
-                loop.noise_probe.b_simple(loop.model, loop.loss_fn, loop.precision)
-                probe_s = time.perf_counter() - start
-                ratios.append(probe_s / epoch_s)
-                probe_total, epoch_total = probe_total + probe_s, epoch_total + epoch_s
-            out[batch] = (ratios, probe_total, epoch_total)
+                setup = build(cfg, output_dir=None)
+                state = setup.loop.fit(cfg.trainer.max_epochs, setup.objective)
+                probe = setup.loop.noise_probe
+                shares.append(probe.spent_s / probe.epochs_s)
+                singles.append((probe.spent_s / probe.measured) / (probe.epochs_s / len(state.history)))
+                measured, epochs = measured + probe.measured, epochs + len(state.history)
+            out[int(batch)] = (shares, singles, measured, epochs)
         return out
 
 
@@ -89,7 +85,7 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
-    parser.add_argument("--rounds", type=int, default=5, help="probe-cost rounds per batch size")
+    parser.add_argument("--rounds", type=int, default=3, help="whole runs per batch size for the probe's cost")
     parser.add_argument("--keep", type=Path, help="copy each optimizer's lr_vs_batch.png into this folder")
     parser.add_argument("--skip-sweeps", action="store_true", help="only measure the probe's cost")
     parser.add_argument("overrides", nargs="*", help="more overrides for the sweeps and the cost runs, e.g. model=cnn")
@@ -111,12 +107,10 @@ def main() -> None:
 
     for optimizer in args.optimizers:
         costs = probe_overhead(optimizer, args.overrides, args.rounds)
-        print(f"=== noise-scale probe cost, {optimizer}: probe time / epoch time (target <= 0.050)")
-        for batch, (ratios, _, _) in costs.items():
-            print(f"  batch {batch:>4}: {spread(ratios)}")
-        probe = sum(p for _, p, _ in costs.values())
-        epoch = sum(e for _, _, e in costs.values())
-        print(f"  whole grid (summed over batch sizes): {probe / epoch:.3f}", flush=True)
+        print(f"=== noise-scale probe, {optimizer}: its time / epoch time over whole runs (target <= 0.050), "
+              "one measurement / one epoch, epochs measured")
+        for batch, (shares, singles, measured, epochs) in costs.items():
+            print(f"  batch {batch:>4}: {spread(shares)}   one: {spread(singles)}   measured {measured}/{epochs}", flush=True)
 
 
 if __name__ == "__main__":

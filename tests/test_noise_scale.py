@@ -87,12 +87,23 @@ def test_noise_scale_on_logs_the_metric_and_trains_exactly_as_off(make_cfg):
     # run without it (the probe has its own generator and forks the dropout RNG).
     histories = {}
     for on in ("false", "true"):
-        setup = build(make_cfg("trainer.max_epochs=2", f"trainer.noise_scale={on}"), output_dir=None)
+        setup = build(make_cfg("trainer.max_epochs=2", f"trainer.noise_scale={on}", "trainer.noise_scale_budget=1"), output_dir=None)
         histories[on] = setup.loop.fit(2, setup.objective).history
     assert all(NOISE_SCALE in m for m in histories["true"]) and not any(NOISE_SCALE in m for m in histories["false"])
     assert histories["true"][0][NOISE_SCALE] > 0
     for off, on in zip(histories["false"], histories["true"]):
         assert (off["train/loss"], off["val/loss"]) == (on["train/loss"], on["val/loss"])
+
+
+def test_probe_keeps_to_its_time_budget_by_skipping_epochs(make_cfg):
+    # With a budget of 1% of training time, the probe measures the first epoch and then only once its
+    # time is back under budget; what it spent is at most the budget plus one measurement.
+    setup = build(make_cfg("trainer.max_epochs=6", "data.batch_size=256", "trainer.noise_scale=true",
+                           "trainer.noise_scale_budget=0.01"), output_dir=None)
+    history = setup.loop.fit(6, setup.objective).history
+    probe = setup.loop.noise_probe
+    assert NOISE_SCALE in history[0] and probe.skipped > 0 and probe.measured == sum(NOISE_SCALE in m for m in history)
+    assert probe.spent_s <= 0.01 * probe.epochs_s + probe.longest_s
 
 
 def test_probe_sizes_keep_small_batches_within_the_training_batch():
@@ -102,6 +113,8 @@ def test_probe_sizes_keep_small_batches_within_the_training_batch():
     assert probe_sizes(train_samples=1000, batch_size=512, share=0.05) == (16, 4)  # 64 samples at least
 
 
-def test_bad_share_is_one_line_naming_the_key():
+def test_bad_share_and_budget_are_one_line_naming_the_key():
     with pytest.raises(ConfigError, match=r"^trainer.noise_scale_share=0 must be in \(0, 10\]$"):
         probe_sizes(1000, 32, 0)
+    with pytest.raises(ConfigError, match=r"^trainer.noise_scale_budget=0 must be in \(0, 1\]$"):
+        NoiseScaleProbe(lambda n: None, 8, 4, budget=0)

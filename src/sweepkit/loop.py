@@ -36,7 +36,7 @@ class EpochTracker(Protocol):
 class NoiseProbe(Protocol):
     """Estimates the gradient noise scale at the current weights, leaving training as it was."""
 
-    def b_simple(self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float) -> float: ...
+    def b_simple(self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float, epoch_s: float) -> float | None: ...
 
 
 class PruningReporter(Protocol):
@@ -208,7 +208,9 @@ class TrainingLoop:
         if self.noise_probe is not None and math.isfinite(train_loss):
             # after the clock: epoch_time_s means the same with the probe on or off
             scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
-            metrics[NOISE_SCALE] = self.noise_probe.b_simple(self.model, self.loss_fn, self.precision, scale)
+            value = self.noise_probe.b_simple(self.model, self.loss_fn, self.precision, scale, metrics["epoch_time_s"])
+            if value is not None:  # None: this epoch was too short for the probe's time budget
+                metrics[NOISE_SCALE] = value
         return metrics
 
     # -- the run ---------------------------------------------------------------------------------

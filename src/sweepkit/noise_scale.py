@@ -11,8 +11,10 @@ estimates of both (their appendix A):
     tr(Σ) ~ (|G_small|² - |G_big|²) / (1/B_small - 1/B_big)
 
 The probe draws a few small batches from the training data; |G_small|² is their mean squared norm
-and G_big their mean gradient (the big batch is all of them). Its cost is about its share of an
-epoch's samples (``trainer.noise_scale_share``), paid after the epoch's clock stops. A probe of n
+and G_big their mean gradient (the big batch is all of them). It draws ``trainer.noise_scale_share``
+of an epoch's samples, and it keeps to a time budget (``trainer.noise_scale_budget`` of the
+training time so far): an epoch short enough that one measurement would overspend it (a few
+large batches of a small data set) goes without one, and the next epochs catch up. A probe of n
 samples resolves |G|² only while B_simple is not many times n: beyond, the estimate of |G|² drowns
 in noise and the metric is NaN ("more than this probe can resolve"), not a wrong number.
 """
@@ -20,6 +22,7 @@ in noise and the metric is NaN ("more than this probe can resolve"), not a wrong
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,14 +81,18 @@ class NoiseScaleProbe:
     (dropout), restores buffers such as BatchNorm statistics, and never touches ``.grad``.
     """
 
-    def __init__(self, draw: Draw, small_batch: int, small_batches: int) -> None:
-        self.draw, self.small_batch, self.small_batches = draw, small_batch, small_batches
+    def __init__(self, draw: Draw, small_batch: int, small_batches: int, budget: float = 1.0) -> None:
+        if not 0 < budget <= 1:
+            raise ConfigError("trainer.noise_scale_budget", budget, "must be in (0, 1]")
+        self.draw, self.small_batch, self.small_batches, self.budget = draw, small_batch, small_batches, budget
+        self.spent_s = self.epochs_s = self.longest_s = 0.0  # its own time, the epochs', its longest measurement
+        self.measured = self.skipped = 0
 
     @classmethod
-    def for_batches(cls, batches, batch_size: int, share: float, seed: int) -> NoiseScaleProbe:
+    def for_batches(cls, batches, batch_size: int, share: float, seed: int, budget: float = 1.0) -> NoiseScaleProbe:
         """A probe drawing (with replacement) from the data behind a run's training batches."""
         small, count = probe_sizes(batches.num_samples, batch_size, share)
-        return cls(_drawer(batches, seed + SEED_OFFSET), small, count)
+        return cls(_drawer(batches, seed + SEED_OFFSET), small, count, budget)
 
     def measure(self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float = 1.0) -> NoiseScale:
         """One estimate at the current weights (``loss_scale``: the fp16 GradScaler's scale, so
@@ -108,9 +115,18 @@ class NoiseScaleProbe:
         small_mean, big = torch.stack([small_sq / count, big_sq]).tolist()  # the probe's one sync
         return estimate(small_mean, big, self.small_batch, self.small_batch * count)
 
-    def b_simple(self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float = 1.0) -> float:
-        """The loop's reading: B_simple at the current weights (NaN when not resolved)."""
-        return self.measure(model, loss_fn, precision, loss_scale).b_simple
+    def b_simple(self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float, epoch_s: float) -> float | None:
+        """The loop's reading after an epoch of ``epoch_s`` seconds: B_simple at the current weights
+        (NaN when not resolved), or None when measuring now would overspend the time budget."""
+        self.epochs_s += epoch_s
+        if self.spent_s > self.budget * self.epochs_s:
+            self.skipped += 1
+            return None
+        start = time.perf_counter()
+        value = self.measure(model, loss_fn, precision, loss_scale).b_simple
+        took = time.perf_counter() - start
+        self.spent_s, self.longest_s, self.measured = self.spent_s + took, max(self.longest_s, took), self.measured + 1
+        return value
 
     def _gradients(self, model, loss_fn, precision, params, loss_scale):
         """Sum of the small batches' squared gradient norms and of their gradients (on the device)."""

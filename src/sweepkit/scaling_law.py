@@ -188,11 +188,10 @@ def _trial_lr(trial) -> float | None:
 
 
 def _median_noise_scale(per_epoch) -> float | None:
-    """A trial's noise scale over its training: the median, an unresolved epoch counting as +inf."""
-    if not per_epoch:
-        return None
-    values = [math.inf if v is None or math.isnan(v) else float(v) for v in per_epoch]
-    return float(np.median(values))
+    """A trial's noise scale over its training: the median of its measured epochs, an unresolved one
+    (NaN) counting as +inf; epochs without a measurement (None: the probe's time budget) do not count."""
+    values = [math.inf if math.isnan(v) else float(v) for v in per_epoch or [] if v is not None]
+    return float(np.median(values)) if values else None
 
 
 def points_from_study(study: optuna.Study) -> tuple[list[Point], list[str]]:

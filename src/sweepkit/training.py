@@ -7,7 +7,6 @@ checkpoint and no tracked run behind.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import tempfile
 import traceback
@@ -152,7 +151,9 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
 
     optimizer = build_optimizer(model.parameters(), cfg.optimizer, lr)
     scheduler = build_scheduler(optimizer, cfg.scheduler, len(train_batches), cfg.trainer.max_epochs, lr)
-    noise_probe = NoiseScaleProbe.for_batches(train_batches, cfg.data.batch_size, cfg.trainer.noise_scale_share, cfg.seed) if cfg.trainer.noise_scale else None
+    noise_probe = NoiseScaleProbe.for_batches(
+        train_batches, cfg.data.batch_size, cfg.trainer.noise_scale_share, cfg.seed, cfg.trainer.noise_scale_budget,
+    ) if cfg.trainer.noise_scale else None
     loop = TrainingLoop(
         model, optimizer, scheduler, precision, loss_fn, train_batches, val_batches, source.task, generators,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
@@ -248,7 +249,7 @@ def results(cfg: DictConfig, setup: Setup, state: LoopState, test: dict[str, flo
         "epochs_run": len(state.history),
         "stop_reason": state.stop_reason,
         "checkpoint": str(best_ckpt) if best_ckpt is not None and best_ckpt.exists() else None,
-        **({NOISE_SCALE: [m.get(NOISE_SCALE, math.nan) for m in state.history]} if any(NOISE_SCALE in m for m in state.history) else {}),
+        **({NOISE_SCALE: [m.get(NOISE_SCALE) for m in state.history]} if any(NOISE_SCALE in m for m in state.history) else {}),
     }
 
 
