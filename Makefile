@@ -28,6 +28,7 @@ bench: install
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/tracking_overhead.py
 	$(BIN)/python bench/sweep_pruning.py
+	$(BIN)/python bench/scaling_law.py
 
 clean:
 	rm -rf outputs multirun/*/ mlflow.db mlflow.db-* mlartifacts mlruns optuna.journal* lr_find nightly

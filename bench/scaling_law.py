@@ -1,7 +1,7 @@
 """What ``hparams_search=scaling_law`` teaches on the bundled digits, for SGD and for Adam, and what
 the gradient-noise-scale probe costs.
 
-    python bench/scaling_law.py [--optimizers sgd adam] [--keep DIR] [--rounds 5] [overrides ...]
+    python bench/scaling_law.py [--optimizers sgd adam] [--keep DIR] [--rounds 3] [overrides ...]
 
 For each optimizer: the real command, ``sweepkit-train -m hparams_search=scaling_law optimizer=<name>``
 (6 batch sizes x 9 lrs x 20 epochs, no pruner, tracking off: MLflow's cost is not the question), in a
@@ -31,7 +31,6 @@ import optuna
 from hydra import compose, initialize_config_dir
 
 from sweepkit import scaling_law, studies
-from sweepkit.progress import SilentProgress
 from sweepkit.train import CONFIG_DIR
 from sweepkit.training import build
 
@@ -51,9 +50,11 @@ def run_preset(optimizer: str, extra: list[str], keep: Path | None) -> tuple[lis
         wall = time.perf_counter() - start
         study = optuna.load_study(study_name=name, storage=studies.open_storage(str(folder / "optuna.journal")))
         outcome = scaling_law.analyse(study, folder / "multirun" / name / "plots" / "lr_vs_batch.png", "val/loss")
-        if keep is not None and outcome.plot is not None:
+        if keep is not None:  # the study too: sweepkit-report <name> --storage <keep>/<optimizer>.journal --scaling
             keep.mkdir(parents=True, exist_ok=True)
-            shutil.copy(outcome.plot, keep / f"lr_vs_batch_{optimizer}.png")
+            shutil.copy(folder / "optuna.journal", keep / f"{optimizer}.journal")
+            if outcome.plot is not None:
+                shutil.copy(outcome.plot, keep / f"lr_vs_batch_{optimizer}.png")
         return outcome.lines, wall, outcome.fits
 
 
@@ -86,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
     parser.add_argument("--rounds", type=int, default=3, help="whole runs per batch size for the probe's cost")
-    parser.add_argument("--keep", type=Path, help="copy each optimizer's lr_vs_batch.png into this folder")
+    parser.add_argument("--keep", type=Path, help="copy each optimizer's study journal and lr_vs_batch.png into this folder")
     parser.add_argument("--skip-sweeps", action="store_true", help="only measure the probe's cost")
     parser.add_argument("overrides", nargs="*", help="more overrides for the sweeps and the cost runs, e.g. model=cnn")
     args = parser.parse_args()

@@ -73,6 +73,7 @@ def lr_vs_batch(fits: Sequence, path: Path, title: str) -> Path:
     their intervals (hollow: at the edge of the searched lrs, left out), the fitted law, and the
     linear and square-root rules drawn through the smallest batch size's best lr."""
     fig, ax = plt.subplots(figsize=(7.5, 5))
+    ticks: set[int] = set()
     for fit, color in zip(fits, ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")):
         if not fit.optima:
             continue
@@ -80,21 +81,26 @@ def lr_vs_batch(fits: Sequence, path: Path, title: str) -> Path:
         for o in fit.optima:
             ax.errorbar([o.batch_size], [o.lr], yerr=[[o.lr - o.low], [o.high - o.lr]], fmt="o", color=color,
                         mfc="white" if o.at_edge else color, capsize=3)
-        law = fit.law
+        law, brk = fit.law, fit.breakpoint
+        batches = [o.batch_size for o in fit.optima]
         if law is not None:
-            ends = [law.batch_sizes[0], law.batch_sizes[-1]]
+            ends = [law.batch_sizes[0], brk.batch_size if brk else law.batch_sizes[-1]]
             ax.plot(ends, [law.lr_at(b) for b in ends], color=color, linewidth=2,
                     label=f"{name}fit: alpha {law.alpha:.2f} [{law.low:.2f}..{law.high:.2f}] {law.verdict}")
+            if brk is not None:
+                beyond = [brk.batch_size, batches[-1]]
+                ax.plot(beyond, [law.lr_at(brk.batch_size) * (b / brk.batch_size) ** brk.alpha_above for b in beyond],
+                        color=color, linewidth=2, alpha=0.5, label=f"{name}past the break: alpha {brk.alpha_above:.2f}")
         smallest = fit.optima[0]
-        batches = [o.batch_size for o in fit.optima]
         span = [batches[0], batches[-1]]
         for exponent, style, rule in ((1.0, "--", "linear"), (0.5, ":", "square-root")):
             ax.plot(span, [smallest.lr * (b / smallest.batch_size) ** exponent for b in span], style, color=color,
                     linewidth=1, label=f"{name}{rule} rule from batch {smallest.batch_size}")
-        if fit.breakpoint is not None:
-            ax.axvline(fit.breakpoint.batch_size, color=color, linestyle="-.", linewidth=1,
-                       label=f"{name}break: batch ~{fit.breakpoint.batch_size:.0f}")
+        if brk is not None:
+            ax.axvline(brk.batch_size, color=color, linestyle="-.", linewidth=1, label=f"{name}break: batch ~{brk.batch_size:.0f}")
+        ticks.update(batches)
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(ticks), [str(b) for b in sorted(ticks)])
     ax.set_yscale("log")
     ax.set(xlabel="batch size", ylabel="best learning rate (the lr trained with)", title=title)
     ax.grid(True, which="both", alpha=0.3)

@@ -81,7 +81,7 @@ class Optimum:
     lr: float
     low: float
     high: float
-    value: float  # the smooth curve's value at the best lr (in the objective's own sense)
+    value: float  # the best value a trial at this batch size reached (the smooth curve can overshoot it)
     at_edge: bool  # the best lies at the edge of the searched lrs: not bracketed, left out of the fit
     noise_scale: float | None = None
 
@@ -322,11 +322,11 @@ def fit(points: Sequence[Point], maximize: bool, seed: int = 0, n_boot: int = BO
             if len(np.unique(c.x[pick])) >= MIN_LR_POINTS:
                 replicates[b, j] = smooth_best(c.x[pick], c.y[pick], c.spacing)[0]
     optima = []
-    for j, (c, (x_best, value, edge)) in enumerate(zip(columns, best)):
+    for j, (c, (x_best, _, edge)) in enumerate(zip(columns, best)):
         low, high = _interval(replicates[~np.isnan(replicates[:, j]), j])
         # no narrower than the grid resolves: a few lrs resample into the same few curves
         low, high = min(low, x_best - c.spacing / 4), max(high, x_best + c.spacing / 4)
-        optima.append(Optimum(c.batch_size, len(c.x), 10**x_best, 10**low, 10**high, value if maximize else -value, edge))
+        optima.append(Optimum(c.batch_size, len(c.x), 10**x_best, 10**low, 10**high, float(c.y.max() if maximize else -c.y.max()), edge))
     _attach_noise_scales(optima, points)
     for o in optima:
         if o.at_edge:
@@ -419,7 +419,7 @@ def describe(fit_: Fit, objective: str = "value") -> list[str]:
     head = f"lr vs batch size{f' ({fit_.group})' if fit_.group else ''}: {objective} {'max' if fit_.maximize else 'min'}"
     lines = [head]
     if fit_.optima:
-        lines.append(f"  {'batch':>6} {'trials':>6} {'best lr':>9}  {int(LEVEL * 100)}% interval         {objective:>10}  {'B_simple':>10}")
+        lines.append(f"  {'batch':>6} {'trials':>6} {'best lr':>9}  {int(LEVEL * 100)}% interval    {'best ' + objective:>15}  {'B_simple':>10}")
         for o in fit_.optima:
             edge = "  (edge: not bracketed)" if o.at_edge else ""
             lines.append(f"  {o.batch_size:>6} {o.trials:>6} {o.lr:>9.3g}  [{o.low:.3g}..{o.high:.3g}]".ljust(47)
@@ -442,7 +442,7 @@ def describe(fit_: Fit, objective: str = "value") -> list[str]:
     suggestion = fit_.suggestion()
     if suggestion is not None:
         lines.append("config: " + " ".join(f"{k}={v}" for k, v in suggestion.items())
-                     + (f"  (keep data.batch_size <= {fit_.breakpoint.batch_size:.0f})" if fit_.breakpoint else ""))
+                     + (f"  (the rule holds up to batch ~{fit_.breakpoint.batch_size:.0f})" if fit_.breakpoint else ""))
         if law is not None and law.verdict == "undecided":
             lines.append("  alpha's interval holds both rules: more lr points or batch sizes would tell them apart")
         if law is not None and law.verdict == "neither":

@@ -10,7 +10,6 @@ Standard library only: the scan runs at every start of every Hydra app.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from sweepkit.errors import ConfigError
