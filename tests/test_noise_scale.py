@@ -110,7 +110,7 @@ def test_probe_sizes_keep_small_batches_within_the_training_batch():
     # A small batch never exceeds the training batch (it fits in memory); the probe draws its share.
     small, count = probe_sizes(train_samples=50_000, batch_size=128, share=0.05)
     assert small == 128 and small * count >= 2500
-    assert probe_sizes(train_samples=1000, batch_size=512, share=0.05) == (16, 4)  # 64 samples at least
+    assert probe_sizes(train_samples=1000, batch_size=512, share=0.05) == (32, 2)  # 64 samples at least
 
 
 def test_bad_share_and_budget_are_one_line_naming_the_key():

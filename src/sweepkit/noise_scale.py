@@ -33,7 +33,7 @@ from sweepkit.devices import Precision
 from sweepkit.errors import ConfigError
 
 MIN_SAMPLES = 64  # below this the estimate is noise even early in training
-MIN_SMALL_BATCHES = 4  # tr(Σ) comes from the spread of the small batches' gradients: a few at least
+MIN_SMALL_BATCHES = 2  # tr(Σ) from their spread: two suffice in thousands of dimensions; |G|² rests on all n samples
 MAX_SHARE = 10.0  # a probe may look at more samples than an epoch holds (for a steadier estimate)
 SEED_OFFSET = 7919  # the probe's draws are not the shuffling generator's stream
 
