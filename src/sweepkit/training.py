@@ -102,7 +102,9 @@ def check_settings(cfg: DictConfig) -> None:
         integer("trainer.early_stopping.patience", trainer.early_stopping.patience, at_least=1)
     if trainer.grad_clip_norm is not None:
         number("trainer.grad_clip_norm", trainer.grad_clip_norm, above=0)
-    for key in ("compile", "channels_last", "save_checkpoints"):
+    number("trainer.noise_scale_share", trainer.noise_scale_share, above=0)  # upper bounds: sweepkit.noise_scale
+    number("trainer.noise_scale_budget", trainer.noise_scale_budget, above=0)
+    for key in ("compile", "channels_last", "save_checkpoints", "noise_scale"):
         flag(f"trainer.{key}", trainer[key])
 
 
