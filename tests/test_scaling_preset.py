@@ -88,6 +88,6 @@ def test_report_scaling_on_a_study_without_both_params_is_one_line_and_exit_2(sw
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "sweepkit-report: error: --scaling: study plain did not search both data.batch_size and optimizer.lr "
-        "with one objective (hparams_search=scaling_law does)"
+        "sweepkit-report: error: --scaling=(study plain) needs trials that searched both data.batch_size and "
+        "optimizer.lr with one objective (hparams_search=scaling_law does)"
     ]
