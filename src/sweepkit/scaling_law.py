@@ -217,7 +217,7 @@ def points_from_study(study: optuna.Study) -> tuple[list[Point], list[str]]:
         points.append(Point(int(t.params[BATCH]), lr, value, _median_noise_scale(t.user_attrs.get(NOISE_SCALE)), group))
     notes = []
     if pruned:
-        notes.append(f"{pruned} trials stopped by the pruner are left out: they have no final value")
+        notes.append(f"{pruned} trials stopped early (by the pruner, or out of memory) are left out: they have no final value")
     if no_lr:
         notes.append(f"{no_lr} trials scaled by lr_scaling.rule recorded no lr_effective: left out")
     return points, notes
