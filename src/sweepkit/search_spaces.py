@@ -10,9 +10,25 @@ from __future__ import annotations
 import optuna
 from omegaconf import DictConfig
 
+from sweepkit.targets import accepts, import_target
+
+
+def trial_optimizer(cfg: DictConfig, trial: optuna.Trial) -> DictConfig:
+    """The optimizer config this trial will train with: the drawn ``optimizer`` option composed as its
+    job will compose it, or the sweep's own when the optimizer is not searched."""
+    choice = trial.params.get("optimizer")
+    if choice is None:
+        return cfg.optimizer
+    from hydra.core.global_hydra import GlobalHydra  # the sweeper's own loader: the same search path as the jobs
+
+    return GlobalHydra.instance().config_loader().load_sweep_config(cfg, [f"optimizer={choice}"]).optimizer
+
 
 def sgd_momentum(cfg: DictConfig, trial: optuna.Trial) -> None:
-    """Momentum and Nesterov are searched only for SGD (adaptive optimizers have no such knob)."""
-    if trial.params.get("optimizer", cfg.optimizer.name) == "sgd":
+    """Momentum and Nesterov are searched only for optimizers that take both (SGD; adaptive
+    optimizers have no such knob)."""
+    optimizer = trial_optimizer(cfg, trial)
+    target = import_target("optimizer._target_", optimizer._target_)
+    if accepts(target, "momentum") and accepts(target, "nesterov"):
         trial.suggest_float("optimizer.momentum", 0.5, 0.99)
         trial.suggest_categorical("optimizer.nesterov", [True, False])
