@@ -69,7 +69,7 @@ def test_reference_lr_inverts_effective_lr():
         ((0.1, 64, 0, "linear", "linear"), "lr_scaling.base_batch_size=0 must be >= 1"),
         ((0.1, 64, 64, "cubic", "linear"), "lr_scaling.rule=cubic is not one of: linear, sqrt, none, auto"),
         ((0.1, 64, 64, "linear", "cubic"), "optimizer.auto_rule=cubic is not one of: linear, sqrt"),
-        ((0.1, 64, 64, "auto", None), "optimizer.auto_rule=None must say what lr_scaling.rule=auto means for this optimizer"),
+        ((0.1, 64, 64, "auto", None), "optimizer.auto_rule=null must say what lr_scaling.rule=auto means for this optimizer"),
     ],
 )
 def test_bad_values_name_key_and_value(args, message):
@@ -77,11 +77,18 @@ def test_bad_values_name_key_and_value(args, message):
         effective_lr(*args)
 
 
-def test_an_optimizer_config_without_auto_rule_under_auto_is_one_line(make_cfg):
-    # A config that names its own optimizer but not its family: refused before anything trains.
-    cfg = make_cfg("optimizer._target_=torch.optim.NAdam", "optimizer.auto_rule=null")
-    with pytest.raises(ConfigError, match=r"^optimizer\.auto_rule=None must say what lr_scaling\.rule=auto means"):
+def test_an_optimizer_config_without_auto_rule_under_auto_is_one_line(make_cfg, tmp_path):
+    # An own optimizer file that does not say its family: refused before anything is written.
+    cfg = make_cfg(f"hydra.searchpath=[file://{OWN_CONF}]", "optimizer=nadam_no_family")
+    with pytest.raises(ConfigError, match=r"^optimizer\.auto_rule=null must say what lr_scaling\.rule=auto means"):
         run(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_optimizer_config_without_auto_rule_runs_under_an_explicit_rule(make_cfg):
+    cfg = make_cfg(f"hydra.searchpath=[file://{OWN_CONF}]", "optimizer=nadam_no_family", "lr_scaling.rule=linear", "data.batch_size=128",
+                   "trainer.max_epochs=1", "trainer.save_checkpoints=false")
+    assert run(cfg)["lr_effective"] == pytest.approx(0.002)
 
 
 def test_an_own_optimizer_config_prints_lr_effective_by_its_auto_rule(make_cfg, caplog):

@@ -196,3 +196,23 @@ def test_a_cpu_run_is_unfused_unless_the_config_says_so():
     params = [torch.zeros(1, requires_grad=True)]
     assert not build_optimizer(params, _config().optimizer, 0.1).defaults["fused"]
     assert build_optimizer(params, _config("+optimizer.fused=true").optimizer, 0.1).defaults["fused"] is True
+
+
+def constant_lambda(optimizer):
+    """An own scheduler as a function returning a torch scheduler."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5)
+
+
+def test_an_own_scheduler_function_is_called_with_the_optimizer():
+    scheduler, optimizer = _schedule("scheduler._target_=test_optim.constant_lambda")
+    assert _lrs(scheduler, optimizer, 2) == [0.5, 0.5]
+
+
+def stepper_without_state(optimizer):
+    return type("Stepper", (), {"step": lambda self: None})()
+
+
+def test_a_scheduler_target_without_state_is_refused():
+    # Checkpoints save the scheduler's state_dict(): an object without one cannot be resumed.
+    with pytest.raises(ConfigError, match=r"^scheduler\._target_=test_optim\.stepper_without_state returned a Stepper, which has no state_dict\(\), load_state_dict\(\)$"):
+        _schedule("scheduler._target_=test_optim.stepper_without_state")

@@ -25,7 +25,7 @@ def resolve_rule(rule: str, auto_rule: str | None) -> str:
         return rule
     if auto_rule is None:
         raise ConfigError(
-            "optimizer.auto_rule", auto_rule,
+            "optimizer.auto_rule", "null",
             "must say what lr_scaling.rule=auto means for this optimizer: linear (SGD-like) or sqrt (adaptive); "
             "or set lr_scaling.rule to linear, sqrt or none",
         )

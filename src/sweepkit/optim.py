@@ -15,7 +15,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from sweepkit.errors import ConfigError, one_of
-from sweepkit.targets import accepts, import_target, settings
+from sweepkit.targets import accepts, call, import_target, settings
 
 OPTIMIZER_KEYS = ("name", "lr", "auto_rule")  # sweepkit's own; every other key goes to the target
 SCHEDULER_KEYS = ("name", "warmup_epochs", "warmup_start_factor", "units")
@@ -43,10 +43,7 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]
     kwargs = settings(cfg, OPTIMIZER_KEYS)
     device_type = params[0].device.type if params else "cpu"
     kwargs.update(fused_setting(target, device_type, kwargs))
-    try:
-        optimizer = target(params, lr=lr, **kwargs)
-    except (ValueError, TypeError, RuntimeError) as err:  # torch names the bad setting, e.g. nesterov without momentum
-        raise ConfigError("optimizer", cfg["name"], f"rejects its settings {kwargs}: {err}") from err
+    optimizer = call(target, "optimizer", cfg["name"], params, lr=lr, **kwargs)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ConfigError("optimizer._target_", cfg["_target_"], f"returned a {type(optimizer).__name__}, not a torch.optim.Optimizer")
     return optimizer
@@ -84,12 +81,13 @@ def in_steps(kwargs: dict[str, Any], units: Mapping[str, str], sizes: Mapping[st
 
 
 def _check_steppable(scheduler: Any, path: str) -> None:
-    """The loop calls ``scheduler.step()`` after every optimizer step, with no arguments."""
-    step = getattr(scheduler, "step", None)
-    if not callable(step):
-        raise ConfigError("scheduler._target_", path, f"returned a {type(scheduler).__name__}, which has no step()")
+    """The loop calls ``scheduler.step()`` after every optimizer step, with no arguments, and
+    checkpoints save and restore its ``state_dict()``."""
+    missing = [m for m in ("step", "state_dict", "load_state_dict") if not callable(getattr(scheduler, m, None))]
+    if missing:
+        raise ConfigError("scheduler._target_", path, f"returned a {type(scheduler).__name__}, which has no {', '.join(m + '()' for m in missing)}")
     required = [
-        p.name for p in inspect.signature(step).parameters.values()
+        p.name for p in inspect.signature(scheduler.step).parameters.values()
         if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     if required:
@@ -99,10 +97,7 @@ def _check_steppable(scheduler: Any, path: str) -> None:
 def _main_schedule(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], sizes: Mapping[str, float]) -> Any:
     target = import_target("scheduler._target_", cfg["_target_"])
     kwargs = in_steps(settings(cfg, SCHEDULER_KEYS), cfg["units"], sizes)
-    try:
-        scheduler = target(optimizer, **kwargs)
-    except (ValueError, TypeError) as err:  # torch names the bad setting
-        raise ConfigError("scheduler", cfg["name"], f"rejects its settings {kwargs}: {err}") from err
+    scheduler = call(target, "scheduler", cfg["name"], optimizer, **kwargs)
     _check_steppable(scheduler, cfg["_target_"])
     return scheduler
 

@@ -61,3 +61,12 @@ def accepts(target: Callable[..., Any], parameter: str) -> bool:
         return False
     kinds = {p.name: p.kind for p in signature.parameters.values()}
     return kinds.get(parameter) in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def call(target: Callable[..., Any], key: str, label: Any, *args: Any, **kwargs: Any) -> Any:
+    """``target(*args, **kwargs)``, with an error torch raises about a setting told as one line
+    (``optimizer=sgd rejects its settings {...}: Nesterov momentum requires a momentum``)."""
+    try:
+        return target(*args, **kwargs)
+    except (ValueError, TypeError, RuntimeError) as err:  # torch names the bad setting
+        raise ConfigError(key, label, f"rejects its settings {kwargs}: {err}") from err

@@ -12,7 +12,7 @@ import torch
 
 from sweepkit.datasets import Task
 from sweepkit.errors import ConfigError, one_of
-from sweepkit.targets import import_target, settings
+from sweepkit.targets import call, import_target, settings
 
 LOSS_KEYS = ("for_task",)  # sweepkit's own key of a loss config; every other key goes to the target
 TARGET_SHAPES: dict[Task, str] = {"classification": "class indices [batch]", "regression": "[batch, outputs]"}  # as DataSource yields them
@@ -40,10 +40,7 @@ def build_loss(
     target = import_target(f"{key}._target_", cfg["_target_"])
     kwargs = settings(cfg, LOSS_KEYS)
     if inspect.isclass(target):
-        try:
-            loss_fn = target(**kwargs)
-        except (ValueError, TypeError) as err:
-            raise ConfigError(key, cfg["_target_"], f"rejects its settings {kwargs}: {err}") from err
+        loss_fn = call(target, key, cfg["_target_"], **kwargs)
     else:
         loss_fn = functools.partial(target, **kwargs) if kwargs else target
     check_loss(loss_fn, task, num_outputs, key, cfg["_target_"])
