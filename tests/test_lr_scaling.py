@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIG_DIR, compose_config
+from conftest import compose_config, shipped_options
 from sweepkit.errors import ConfigError
 from sweepkit.lr_scaling import AUTO_RULES, effective_lr, reference_lr, resolve_rule
-from sweepkit.overrides import group_options
 from sweepkit.training import run
 
 OWN_CONF = Path(__file__).parent / "optim_conf"  # an own optimizer config, found through hydra.searchpath
@@ -39,7 +38,7 @@ def test_auto_follows_the_optimizers_auto_rule(auto_rule, factor):
     assert effective_lr(0.1, 512, 128, "auto", auto_rule) == pytest.approx(0.1 * factor)
 
 
-@pytest.mark.parametrize("option", group_options(CONFIG_DIR, "optimizer"))
+@pytest.mark.parametrize("option", shipped_options("optimizer"))
 def test_every_shipped_optimizer_says_what_auto_means(option):
     # SGD-like: linear (Goyal et al.); the adaptive ones: sqrt (Malladi et al.).
     auto_rule = compose_config([f"optimizer={option}"], None).optimizer.auto_rule

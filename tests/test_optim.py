@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from conftest import CONFIG_DIR, compose_config
+from conftest import compose_config, shipped_options
 from sweepkit.errors import ConfigError
 from sweepkit.optim import build_optimizer, build_scheduler, fused_setting
-from sweepkit.overrides import group_options
 
 
 def _config(*overrides):
@@ -124,7 +123,7 @@ def test_a_scheduler_that_needs_a_metric_per_step_is_refused():
 
 # -- optimizers --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("option", group_options(CONFIG_DIR, "optimizer"))
+@pytest.mark.parametrize("option", shipped_options("optimizer"))
 def test_shipped_optimizers_take_the_effective_lr(option):
     optimizer = build_optimizer([torch.zeros(1, requires_grad=True)], _config(f"optimizer={option}").optimizer, lr=0.25)
     assert optimizer.param_groups[0]["lr"] == 0.25
