@@ -13,7 +13,9 @@ def sweep_cfg():
     """``sweep_cfg(*overrides)``: the config as the sweeper holds it (with its hydra node), inside
     Hydra's running context."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        yield lambda *overrides: compose("train", overrides=["tracking=none", *overrides], return_hydra_config=True)
+        # a search preset whose sweeper keys the command line refines, and a searched optimizer
+        search = ["hparams_search=lr_batch_optimizer", "hydra.sweeper.sampler.n_startup_trials=4", "tracking=none"]
+        yield lambda *overrides: compose("train", overrides=[*search, *overrides], return_hydra_config=True)
 
 
 def _trial(**choices):
