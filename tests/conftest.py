@@ -34,6 +34,11 @@ CONFIG_DIR = REPO / "src" / "sweepkit" / "conf"
 FAST = ["trainer=debug", "tracking=none"]
 
 
+def shipped_options(group: str) -> list[str]:
+    """The options sweepkit ships in a config group (``optimizer``: adagrad, adam, ...)."""
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+
+
 def compose_config(overrides: list[str], output_dir: Path | None) -> DictConfig:
     """The real config tree composed as sweepkit-train would, with ``output_dir`` set for tests."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -124,14 +124,14 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     metrics = objective_metrics(cfg.objective.metric)
     modes = objective_modes(cfg.objective.mode, len(metrics))
     objective = Objective(metrics[0], modes[0], cfg.trainer.early_stopping.min_delta)
-    loss_fn = build_loss(cfg.loss, source.task)
+    loss_fn = build_loss(cfg.loss, source.task, source.num_outputs, device)
 
     train_split, val_split = split_train_val(source.pool, cfg.data.val_fraction, cfg.seed)
     check_batch_size(cfg.data.batch_size, len(train_split))
     lr = lr_scaling.effective_lr(
-        cfg.optimizer.lr, cfg.data.batch_size, cfg.lr_scaling.base_batch_size, cfg.lr_scaling.rule, cfg.optimizer.name
+        cfg.optimizer.lr, cfg.data.batch_size, cfg.lr_scaling.base_batch_size, cfg.lr_scaling.rule, cfg.optimizer.auto_rule
     )
-    rule = lr_scaling.resolve_rule(cfg.lr_scaling.rule, cfg.optimizer.name)
+    rule = lr_scaling.resolve_rule(cfg.lr_scaling.rule, cfg.optimizer.auto_rule)
 
     model = instantiate_checked(cfg.model, in_shape=source.input_shape, num_outputs=source.num_outputs, _convert_="all")
     channels_last = use_channels_last(cfg.trainer.channels_last, device, precision, len(source.input_shape))
