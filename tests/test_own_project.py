@@ -55,7 +55,9 @@ def test_own_model_and_own_optimizer_train_from_the_users_config_folder(flag, pr
 def test_config_path_makes_the_users_folder_the_primary_one(project):
     # -cp/-cn: the user's own primary config, which still composes sweepkit's shipped groups.
     done = sh(project, "sweepkit-train", "-cp", "conf", "-cn", "mine", "trainer=debug", "tracking=none")
-    assert "optimizer NAdam" in done.stdout + done.stderr or "nadam" in (done.stdout + done.stderr).lower()
+    assert "[rule sqrt, optimizer nadam]" in done.stdout + done.stderr  # conf/mine.yaml chose the own optimizer
+    composed = sh(project, "sweepkit-train", "-cp", "conf", "-cn", "mine", "--cfg", "job").stdout
+    assert "_target_: ring_model.RingNet" in composed and "_target_: torch.optim.NAdam" in composed
 
 
 def test_lr_find_takes_the_users_config_folder(project):
