@@ -20,6 +20,9 @@ EPOCH_METRICS: dict[Task, tuple[str, ...]] = {
     "classification": ("train/loss", "val/loss", "val/acc", "lr", "epoch_time_s", "train/samples_per_s"),
     "regression": ("train/loss", "val/loss", "lr", "epoch_time_s", "train/samples_per_s"),
 }
+# logged each epoch by runs on CUDA alone, so never an objective: the epoch's peak of GPU memory held
+# by tensors, in GiB (torch.cuda.max_memory_allocated; the cache reserves more)
+GPU_MAX_MEMORY = "gpu/max_memory_allocated"
 MODES = ("max", "min")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, open_dict
 
 from sweepkit import studies
 from sweepkit.console import reports_errors, run_console_script
+from sweepkit.devices import release_device
 from sweepkit.tasks import objective_metrics
 from sweepkit.tracking import MlflowTracker, RunTracker
 from sweepkit.training import check_config, default_run_name, group_choices, run
@@ -20,7 +22,7 @@ from sweepkit.training import check_config, default_run_name, group_choices, run
 if TYPE_CHECKING:
     from sweepkit.trial import SweepTrial
 
-PRUNE_REASON_OF_STOP = {"pruned": "pruner", "diverged": "diverged"}  # the loop's stop_reason -> optuna.prune_reason
+PRUNE_REASON_OF_STOP = {"pruned": "pruner", "diverged": "diverged", "oom": "oom"}  # the loop's stop_reason -> optuna.prune_reason
 
 log = logging.getLogger("sweepkit")
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # absolute: found from any working directory
@@ -87,8 +89,23 @@ def train_trial(cfg: DictConfig, trial: SweepTrial, choices: Mapping[str, str]) 
     return objective_value(cfg, metrics)
 
 
+def releasing_device(task):
+    """A job in a process that lives on (a joblib worker, the sweep process at n_jobs=1) hands back
+    its GPU memory and its claim on the GPU when it ends, however it ends."""
+
+    @functools.wraps(task)
+    def job(cfg: DictConfig):
+        try:
+            return task(cfg)
+        finally:
+            release_device()
+
+    return job
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @reports_errors
+@releasing_device
 def main(cfg: DictConfig) -> float | list[float]:
     """One training run; returns the best value of ``objective.metric`` (what a sweeper optimizes)."""
     hydra_cfg = HydraConfig.get()

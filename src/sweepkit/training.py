@@ -23,9 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweepkit import checkpoint, lr_scaling, provenance
 from sweepkit.augment import build_augment
-from sweepkit.batching import check_batch_size, make_batches
+from sweepkit.batching import check_batch_size, choose_data_path, device_memory, make_batches
 from sweepkit.datasets import DataSource, split_train_val
-from sweepkit.devices import resolve_device, resolve_precision, use_channels_last
+from sweepkit.devices import DeviceOutOfMemory, configure_backends, resolve_device, resolve_precision, use_channels_last
 from sweepkit.errors import ConfigError, RunFailed, flag, integer, number, writable_folder
 from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
 from sweepkit.models import count_parameters
@@ -101,7 +101,7 @@ def check_settings(cfg: DictConfig) -> None:
         integer("trainer.early_stopping.patience", trainer.early_stopping.patience, at_least=1)
     if trainer.grad_clip_norm is not None:
         number("trainer.grad_clip_norm", trainer.grad_clip_norm, above=0)
-    for key in ("compile", "channels_last", "save_checkpoints"):
+    for key in ("compile", "channels_last", "deterministic", "save_checkpoints"):
         flag(f"trainer.{key}", trainer[key])
 
 
@@ -109,7 +109,7 @@ def check_config(cfg: DictConfig) -> None:
     """The checks of a run's config that need neither its data nor its model: a sweep runs them on its
     first trial's config before it writes anything (build runs them first too)."""
     check_settings(cfg)
-    resolve_precision(cfg.trainer.precision, resolve_device(cfg.trainer.device))
+    resolve_precision(cfg.trainer.precision, resolve_device(cfg.trainer.device, claim=False))
     objective_modes(cfg.objective.mode, len(objective_metrics(cfg.objective.metric)))
 
 
@@ -118,6 +118,7 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     check_config(cfg)
     device = resolve_device(cfg.trainer.device)
     precision = resolve_precision(cfg.trainer.precision, device)
+    configure_backends(device, cfg.trainer.deterministic)
     seed_everything(cfg.seed)
     source: DataSource = instantiate_checked(cfg.data.source, seed=cfg.seed)
     check_objective(cfg.objective.metric, source.task)
@@ -140,7 +141,9 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
 
     generators = _generators(cfg.seed, device)
     augment = build_augment(cfg.data.augment)
-    batching = dict(device=device, loader=cfg.data.loader, num_workers=cfg.data.num_workers, channels_last=channels_last)
+    data_path = choose_data_path(cfg.data.loader, [train_split, val_split, source.test], device, device_memory(device))
+    log.info("data path %s: %s", data_path.kind, data_path.reason)
+    batching = dict(device=device, loader=data_path.kind, num_workers=cfg.data.num_workers, channels_last=channels_last)
     train_batches = make_batches(
         train_split, cfg.data.batch_size, generator=generators["device"], host_generator=generators.get("host", generators["device"]),
         augment=augment, **batching,
@@ -187,10 +190,15 @@ def resume(loop: TrainingLoop, path: Path) -> None:
     best_path = path.parent / "best.pt"
     best = load_checkpoint(best_path)["model"] if best_path.exists() else None
     try:
-        loop.load_state_dict(state, best)
+        not_restored = loop.load_state_dict(state, best)
     except (RuntimeError, KeyError, ValueError) as err:
         raise ConfigError("trainer.resume", str(path), f"does not fit this run's model and optimizer ({err})") from err
     log.info("resumed from %s after epoch %d", path, loop.state.epoch)
+    if not_restored:  # a checkpoint from another kind of device: its generators' states do not fit
+        log.warning(
+            "resumed on %s from a checkpoint written on %s: weights, optimizer, scheduler and progress restored; "
+            "%s not (drawing again from the seed)", loop.device, state.get("device", "another device"), " and ".join(not_restored),
+        )
 
 
 def group_choices(cfg: DictConfig, choices: Mapping[str, str] | None) -> dict[str, str]:
@@ -224,6 +232,7 @@ def run_params(cfg: DictConfig, setup: Setup) -> dict[str, Any]:
         "torch_version": torch.__version__,  # with the build's CUDA tag (2.5.1+cu124), unlike the package version
         "device": str(setup.device),
         "precision": str(cfg.trainer.precision),
+        "data.loader_resolved": setup.loop.train_batches.kind,  # what data.loader=auto chose
     })
     return params
 
@@ -337,7 +346,7 @@ def _train_and_test(
     progress = build_progress(cfg.trainer.progress, cfg.trainer.log_every_s)
     state = loop.fit(cfg.trainer.max_epochs, setup.objective, cfg.trainer.early_stopping.patience, tracker, reporter, progress, stop_requested)
     test: dict[str, float] = {}
-    if state.stop_reason not in ("pruned", "diverged"):  # a stopped trial is not worth a test pass
+    if state.stop_reason not in ("pruned", "diverged", "oom"):  # a stopped trial is not worth a test pass
         loop.restore_best_weights()
         test = evaluate(loop.forward_model, setup.test_batches, loop.loss_fn, loop.precision, setup.source.task)
     outcome = results(cfg, setup, state, test, output_dir)
@@ -348,6 +357,8 @@ def _train_and_test(
         # Alone, a diverged run has failed; in a sweep it is a result (pruned, reason "diverged").
         bad = {k: v for k, v in state.history[-1].items() if "loss" in k}
         raise TrainingDiverged(f"training diverged at epoch {state.epoch}: {bad}; lower optimizer.lr or set trainer.grad_clip_norm")
+    if state.stop_reason == "oom" and reporter is None:  # in a sweep: pruned, reason "oom", so the sampler learns
+        raise DeviceOutOfMemory(state.stop_detail)
     return outcome
 
 
