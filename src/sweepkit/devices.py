@@ -101,6 +101,11 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def visible_gpu_count() -> int:
+    """GPUs torch sees in this process (0 without CUDA)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def physical_gpu_count() -> int:
     """NVIDIA GPUs the driver shows on this machine, visible to this process or not."""
     driver = Path("/proc/driver/nvidia/gpus")
