@@ -1,13 +1,14 @@
 # make run   : set up .venv (first time only) and train the default model on the bundled digits
 # make test  : set up .venv (first time only) and run the whole test suite
 # make bench : the speed benchmarks in bench/ (ratios against baselines measured in the same run)
+# make bench-gpu : the GPU benchmark (bench/gpu.py) on a CUDA machine
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -28,6 +29,9 @@ bench: install
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/tracking_overhead.py
 	$(BIN)/python bench/sweep_pruning.py
+
+bench-gpu: install
+	$(BIN)/python bench/gpu.py
 
 clean:
 	rm -rf outputs multirun/*/ mlflow.db mlflow.db-* mlartifacts mlruns optuna.journal* lr_find nightly
