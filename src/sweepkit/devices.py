@@ -53,6 +53,7 @@ def resolve_device(name: str, claim: bool = True) -> torch.device:
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError("trainer.device", name, f"is not one of the {torch.cuda.device_count()} visible GPUs")
+        _drop_claim()  # a pinned run holds no claim (and keeps none from this process's last run)
         return device
     raise one_of("trainer.device", name, ["auto", "cpu", "cuda", "cuda:N"])
 
@@ -61,10 +62,9 @@ def claim_gpu() -> torch.device:
     """The visible GPU with the fewest sweepkit runs on it (this process's last one on a tie)."""
     global _claim, _last_index
     count = torch.cuda.device_count()
-    if _claim is not None:
-        _claim.release()
+    _drop_claim()
     if count == 1:  # one visible GPU (a Slurm job's, or the machine's only one): nothing to choose
-        _claim, _last_index = None, 0
+        _last_index = 0
         return torch.device("cuda", 0)
     _claim = device_claims.claim([gpu_key(i) for i in range(count)], device_claims.lock_dir(), prefer=_last_index)
     if _last_index is not None and _last_index != _claim.index:
@@ -87,17 +87,22 @@ def gpu_key(index: int) -> str:
 def release_device() -> None:
     """End of a run in a process that lives on (a joblib worker, the sweep process): its cached GPU
     memory goes back to the driver and its GPU claim to the next run."""
-    global _claim
     free_memory()
+    _drop_claim()
+
+
+def _drop_claim() -> None:
+    global _claim
     if _claim is not None:
         _claim.release()
         _claim = None
 
 
 def free_memory() -> None:
-    """Collect unreachable tensors, then return the CUDA cache's unused blocks to the driver."""
-    gc.collect()
+    """Collect unreachable tensors, then return the CUDA cache's unused blocks to the driver (a
+    process that never used CUDA pays nothing: no collection)."""
     if torch.cuda.is_initialized():
+        gc.collect()
         torch.cuda.empty_cache()
 
 
