@@ -42,7 +42,7 @@ class Batches(Protocol):
 def gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Rows ``index`` of ``x``, in ``x``'s memory format: ``index_select`` (several times faster than
     ``x[index]`` on a CPU) returns NCHW, so a channels-last batch is gathered as its NHWC view."""
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):  # (1 channel: both)
         return x.permute(0, 2, 3, 1).index_select(0, index).permute(0, 3, 1, 2)
     return x.index_select(0, index)
 
