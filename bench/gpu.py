@@ -9,8 +9,9 @@
 2. The same set and model: device-resident batches against the DataLoader path (pinned memory,
    workers, non-blocking copies), fp32.
 3. ``sweepkit-train -m hparams_search=lr_batch_optimizer model=cnn`` (30 trials on digits, no
-   tracking): wall time on the GPU against the same sweep on the CPU, and with two or more GPUs all
-   of them (``local_parallel``, one trial per GPU) against one.
+   tracking): wall time on one GPU (trials one after another) against the same sweep on the CPU
+   (sweepkit's default: a trial per core at once), and with two or more GPUs all of them
+   (``local_parallel``, one trial per GPU) against one.
 
 Contenders alternate round by round within one process (warm-up round discarded); medians and
 spread over the repeats are printed, and ratios paired by round. ``--dry-run`` runs every part on
@@ -125,10 +126,11 @@ def main() -> None:
     n_trials = 2 if args.dry_run else args.n_trials
     budget = ["trainer.max_epochs=1"] if args.dry_run else []
     base = [f"hydra.sweeper.n_trials={n_trials}", *budget]
-    contenders = {"cuda": [*base, "trainer.device=cuda"], "cpu": [*base, "trainer.device=cpu"]} if device == "cuda" else {"cpu": base}
+    # one GPU, trials one after another; the CPU as sweepkit runs it by default (a trial per core at once)
+    contenders = {"cuda": [*base, "trainer.device=cuda", "hydra.sweeper.n_jobs=1"], "cpu": [*base, "trainer.device=cpu"]} if device == "cuda" else {"cpu": base}
     gpus = torch.cuda.device_count() if device == "cuda" else 0
     if gpus >= 2:
-        contenders[f"{gpus} GPUs"] = [*contenders["cuda"], "hydra/launcher=local_parallel", f"hydra.sweeper.n_jobs={gpus}"]
+        contenders[f"{gpus} GPUs"] = [*base, "trainer.device=cuda", "hydra/launcher=local_parallel", f"hydra.sweeper.n_jobs={gpus}"]
     print(f"\n3. sweep of {n_trials} trials (hparams_search=lr_batch_optimizer model=cnn, digits, no tracking): wall s")
     walls = {}
     for label, overrides in contenders.items():
