@@ -164,8 +164,12 @@ class TensorBoardTracker:
         end_info = plugin_data_pb2.HParamsPluginData(
             session_end_info=plugin_data_pb2.SessionEndInfo(status=SESSION_STATUS[state], end_time_secs=time.time())
         )
+        # The dashboard shows five hparam columns until more are ticked; its Trial ID column is always
+        # shown, so it tells the outcome too: "trial 3 PRUNED (pruned_epoch 2, prune_reason pruner)".
+        outcome = ", ".join(f"{name.rsplit('.', 1)[-1]} {value}" for name, value in details.items())
+        label = f"trial {number} {state}" + (f" ({outcome})" if outcome else "")
         with contextlib.closing(FileWriter(str(self.log_dir))) as writer:  # a second event file beside the run's
-            writer.add_summary(hparams_pb(hparams, trial_id=f"trial {number}"))
+            writer.add_summary(hparams_pb(hparams, trial_id=label))
             writer.add_summary(session_summary(metadata, metadata.SESSION_END_INFO_TAG, end_info))
 
 
