@@ -22,9 +22,9 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from conftest import compose_config
 from postgres import free_port
+from sweepkit import studies
 from sweepkit.errors import ConfigError
 from sweepkit.event_files import TensorBoardTracker
-from sweepkit import studies
 from sweepkit.tracking import MlflowTracker, NoTracker, Trackers, build_tracker
 from sweepkit.training import run
 from sweeps import FAST_SEARCH, SEARCHPATH, MlflowView, finished, only_study, run_sweep, wait_for
@@ -265,7 +265,8 @@ def test_each_trial_holds_its_curves_and_objective_as_in_its_mlflow_child_run(sw
         assert scalars(found, "val/acc") == [(s, pytest.approx(v, rel=1e-6)) for s, v in sorted(trial.intermediate_values.items())]
         if trial.state.name == "COMPLETE":
             child = view.child(trial.number).data.metrics
-            assert scalars(found, "best/val/acc") == [(0, pytest.approx(trial.value, rel=1e-6))] == [(0, pytest.approx(child["best/val/acc"]))]
+            assert trial.value == child["best/val/acc"]
+            assert scalars(found, "best/val/acc") == [(0, pytest.approx(trial.value, rel=1e-6))]
 
 
 def serve_tensorboard(logdir: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
@@ -318,7 +319,7 @@ def test_tensorboard_serves_the_sweep_as_an_hparams_experiment(sweep, tensorboar
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium) for a headless look at TensorBoard")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium) to look at TensorBoard")
 def test_tensorboard_scalars_page_shows_the_trials_in_a_browser(sweep, tensorboard_server, tmp_path):
     # Headless Chromium renders the time-series dashboard: one run per trial, the metric groups, no error page.
     _, study, _ = sweep

@@ -198,7 +198,8 @@ def code_block(lines) -> str:
 
 def cuda_devices(model: torch.nn.Module) -> list[int]:
     """The CUDA devices that ``model``'s parameters are on (their random streams to keep)."""
-    return sorted({p.device.index if p.device.index is not None else torch.cuda.current_device() for p in model.parameters() if p.device.type == "cuda"})
+    cuda = [p.device for p in model.parameters() if p.device.type == "cuda"]
+    return sorted({torch.cuda.current_device() if device.index is None else device.index for device in cuda})
 
 
 def is_image_batch(inputs: torch.Tensor) -> bool:

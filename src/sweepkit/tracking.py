@@ -502,7 +502,8 @@ def tracker_builders(cfg: Mapping[str, Any]) -> dict[str, Callable[[Mapping[str,
         except Exception as err:  # Hydra wraps every import failure in its own multi-line error
             if isinstance(err.__cause__, ConfigError):  # the tracker's module says what is missing
                 raise err.__cause__ from None
-            raise ConfigError(f"tracking.trackers.{name}", path, "is not an importable function (package.module.function) that builds a tracker") from None
+            allowed = "is not an importable function (package.module.function) that builds a tracker"
+            raise ConfigError(f"tracking.trackers.{name}", path, allowed) from None
     return builders
 
 
