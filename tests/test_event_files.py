@@ -134,6 +134,18 @@ def test_tensorboard_does_not_change_what_the_run_learns(make_cfg, tmp_path):
     assert [{k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "tb")] == learned
 
 
+@pytest.mark.gpu
+def test_tensorboard_does_not_change_what_a_cuda_run_learns(make_cfg, tmp_path):
+    # On the GPU too: the CUDA random stream (dropout) is put back after the graph trace (an MLP: no
+    # convolution whose CUDA kernels may sum in another order from run to run).
+    common = ["model=mlp", "model.dropout=0.3", "trainer.max_epochs=2", "trainer.device=cuda"]
+    run(make_cfg(*common, output_dir=tmp_path / "none"))
+    run(make_cfg(*common, "tracking=tensorboard", output_dir=tmp_path / "tb"))
+    learned = [{k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "none")]
+    assert [{k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "tb")] == learned
+    assert events(tmp_path / "tb").Tags()["graph"]
+
+
 def test_a_failed_run_shows_its_traceback_and_status(make_cfg, tmp_path):
     # error.txt, the traceback training writes for a failed run, becomes text; the tags say FAILED and why.
     class Explodes:
