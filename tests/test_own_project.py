@@ -108,7 +108,7 @@ OWN_APP = textwrap.dedent('''
         value = 0.0
         for step in range(1, cfg.steps + 1):
             value = -((cfg.x - 2.0) ** 2) * step  # bad x only get worse: the median pruner stops them
-            if cfg.tracking.backend == "mlflow":
+            if cfg.tracking.trackers.mlflow:
                 mlflow.log_metric("my_metric", value, step=step)
             trial.report(value, step)
             if trial.should_prune():
@@ -126,7 +126,7 @@ OWN_APP_CONFIG = textwrap.dedent('''
     x: 0.0
     steps: 6
     tracking:
-      backend: mlflow
+      trackers: {mlflow: sweepkit.tracking.mlflow_tracker}   # the sweeper opens a parent run, each trial a child
       uri: null
       experiment: my_app
     hydra:
@@ -149,7 +149,8 @@ def test_the_sweeper_prunes_an_own_hydra_app_through_current_trial(launcher, tra
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "app.yaml").write_text(OWN_APP_CONFIG)
     (tmp_path / "app.py").write_text(OWN_APP)
-    done = subprocess.run([sys.executable, "app.py", f"tracking.backend={tracking}", *launcher], cwd=tmp_path, env=user_env(),
+    selected = "sweepkit.tracking.mlflow_tracker" if tracking == "mlflow" else "null"
+    done = subprocess.run([sys.executable, "app.py", f"tracking.trackers.mlflow={selected}", *launcher], cwd=tmp_path, env=user_env(),
                           capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     study = only_study(tmp_path)

@@ -113,6 +113,7 @@ BAD_INPUTS = [
     (["optimizer.lrr=0.1"], "optimizer.lrr=0.1 is not a key of the config (did you mean optimizer.lr?"),
     (["trainer.max_epocs=3"], "trainer.max_epocs=3 is not a key of the config (did you mean trainer.max_epochs?"),
     (["model=tiny"], "model=tiny is not one of: cnn, linear, mlp, torchvision"),
+    (["tracking=[mlflow,tensorbord]"], "tracking=tensorbord is not one of: mlflow, none, tensorboard"),
     (["seed=[1,2"], "the override seed=[1,2 does not parse"),
     (["output_dir=/proc/sweepkit-run"], "output_dir=/proc/sweepkit-run is not a writable folder"),
 ]

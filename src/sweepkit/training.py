@@ -32,7 +32,7 @@ from sweepkit.models import count_parameters
 from sweepkit.optim import build_optimizer, build_scheduler
 from sweepkit.progress import build_progress
 from sweepkit.tasks import build_loss, check_objective, objective_metrics, objective_modes
-from sweepkit.tracking import NoTracker, RunTracker, build_tracker, flatten
+from sweepkit.tracking import NoTracker, RunTracker, build_tracker, flatten, tracker_builders, tracker_names
 
 log = logging.getLogger("sweepkit")
 CONFIG_GROUPS = ("model", "data", "optimizer", "scheduler", "trainer", "tracking")
@@ -109,6 +109,7 @@ def check_config(cfg: DictConfig) -> None:
     """The checks of a run's config that need neither its data nor its model: a sweep runs them on its
     first trial's config before it writes anything (build runs them first too)."""
     check_settings(cfg)
+    tracker_builders(cfg.tracking)  # each selected tracker importable (TensorBoard installed)
     resolve_precision(cfg.trainer.precision, resolve_device(cfg.trainer.device, claim=False))
     objective_modes(cfg.objective.mode, len(objective_metrics(cfg.objective.metric)))
 
@@ -205,13 +206,15 @@ def group_choices(cfg: DictConfig, choices: Mapping[str, str] | None) -> dict[st
     """The chosen option of each config group (from Hydra when it ran; else read off the config)."""
     if choices:
         groups = (*CONFIG_GROUPS, "experiment")  # an experiment preset is a choice worth filtering runs by
-        return {g: str(choices[g]) for g in groups if g in choices and choices[g] is not None}
+        chosen = {g: str(choices[g]) for g in groups if g in choices and choices[g] is not None}
+        chosen.setdefault("tracking", ",".join(tracker_names(cfg.tracking)) or "none")  # Hydra lists no choice for tracking=[a,b]
+        return chosen
     return {
         "model": str(cfg.model._target_).rsplit(".", 1)[-1].lower(),
         "data": cfg.data.name,
         "optimizer": cfg.optimizer.name,
         "scheduler": cfg.scheduler.name,
-        "tracking": cfg.tracking.backend,
+        "tracking": ",".join(tracker_names(cfg.tracking)) or "none",
     }
 
 
@@ -307,6 +310,7 @@ def run(
     chosen = group_choices(cfg, choices)
     tracker.start(run_name or cfg.tracking.get("run_name") or default_run_name(cfg, chosen), run_params(cfg, setup), {**chosen, **(tags or {})})
     try:
+        tracker.watch(setup.loop.model, lambda: next(iter(setup.loop.val_batches))[0])  # validation inputs: in order, unaugmented
         outcome = _train_and_test(cfg, setup, tracker, reporter, output_dir, stop_requested)
     except BaseException as err:
         record_failure(tracker, output_dir, err)
