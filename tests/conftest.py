@@ -25,13 +25,18 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu") is not None:  # not `"gpu" in item.keywords`: that matches a folder named gpu
             item.add_marker(skip)
 
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "src" / "sweepkit" / "conf"
 FAST = ["trainer=debug", "tracking=none"]
+
+
+def shipped_options(group: str) -> list[str]:
+    """The options sweepkit ships in a config group (``optimizer``: adagrad, adam, ...)."""
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 def compose_config(overrides: list[str], output_dir: Path | None) -> DictConfig:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sweepkit.augment import build_augment, crop_flip
 from sweepkit.errors import ConfigError
@@ -34,3 +35,25 @@ def test_crop_flip_is_seeded():
 def test_unknown_augment_lists_the_choices():
     with pytest.raises(ConfigError, match="data.augment=mixup is not one of: none, crop_flip"):
         build_augment("mixup")
+
+
+def pad_crop_flip(images, generator, pad=4):
+    """The textbook form, three copies deep: reflect-pad, gather the crops, flip half of them."""
+    n, c, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    cropped = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    flip = torch.rand(n, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], cropped.flip(-1), cropped)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
+def test_crop_flip_is_pad_then_crop_then_flip_in_one_gather(memory_format):
+    # The one-gather form reads the same pixels as the textbook form, in either memory format.
+    images = torch.randn(32, 3, 8, 8).contiguous(memory_format=memory_format)
+    ours = crop_flip(images, torch.Generator().manual_seed(4), pad=3)
+    assert torch.equal(ours, pad_crop_flip(images, torch.Generator().manual_seed(4), pad=3))
+    assert ours.is_contiguous(memory_format=memory_format)

@@ -82,3 +82,23 @@ def test_checkpoints_honour_the_umask(tmp_path):
         os.umask(old)
         checkpoint.file_mode.cache_clear()
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+CUDA_GENERATOR_STATE = torch.zeros(16, dtype=torch.uint8)  # what a CUDA generator's get_state() returns: seed and offset
+
+
+def test_a_cpu_run_keeps_no_cuda_rng_state():
+    # Only the training device's CUDA state is kept (none on a CPU; one, not one per visible GPU, on CUDA).
+    state = checkpoint.capture_rng({"device": torch.Generator()}, torch.device("cpu"))
+    assert "cuda" not in state
+
+
+def test_states_from_another_kind_of_device_are_reported_not_raised():
+    # A checkpoint written on a GPU, resumed on a CPU: the torch and Python states are restored, the
+    # device generator (a CUDA one then) is named as not restored and keeps drawing from its seed.
+    saved = checkpoint.capture_rng({"device": torch.Generator()}, torch.device("cpu"))
+    saved["generators"] = {"device": CUDA_GENERATOR_STATE, "host": torch.Generator().get_state()}
+    saved["cuda"] = CUDA_GENERATOR_STATE
+    generator = torch.Generator().manual_seed(5)
+    assert checkpoint.restore_rng(saved, {"device": generator}, torch.device("cpu")) == ["the device generator"]
+    assert torch.equal(torch.rand(3, generator=generator), torch.rand(3, generator=torch.Generator().manual_seed(5)))

@@ -9,7 +9,8 @@ from conftest import CONFIG_DIR
 from datafiles import write_cifar10, write_image_folder, write_mnist
 from sweepkit.training import build
 
-RUN_GROUPS = ("model", "data", "optimizer", "scheduler", "trainer", "tracking", "debug", "experiment")
+RUN_GROUPS = ("model", "data", "optimizer", "scheduler", "loss", "trainer", "tracking", "debug", "experiment")
+REGRESSION_LOSSES = ("mse", "l1", "smooth_l1")  # composed with regression data; the others with the default digits
 
 
 def _options():
@@ -36,6 +37,8 @@ def _overrides_for(group: str, option: str, data_root: Path) -> list[str]:
         overrides += [f"data.root={data_root / 'images'}", "data.num_workers=0", "data.source.image_size=16", "data.batch_size=8"]
     if group == "data" and option == "cifar10":
         overrides.append("data.batch_size=64")
+    if group == "loss" and option in REGRESSION_LOSSES:
+        overrides.append("data=sine")
     return overrides
 
 

@@ -64,6 +64,16 @@ def test_local_parallel_runs_as_many_trials_at_once_as_the_sweeper_batches():
     assert instantiate(hydra.launcher).joblib["n_jobs"] == 3
 
 
+def test_submitit_local_gpus_preset_shows_each_job_every_visible_gpu():
+    # hydra/launcher=submitit_local_gpus: submitit's local launcher whose jobs see all the GPUs this
+    # process sees (each job then claims a free one); plain submitit_local shows them none.
+    import torch
+
+    launcher = instantiate(compose_hydra("hydra/launcher=submitit_local_gpus").launcher)
+    assert class_path(launcher) == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+    assert launcher.params["gpus_per_node"] == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+
+
 @pytest.mark.slow
 def test_cfg_hydra_prints_the_slurm_launcher_of_a_sweep(tmp_path):
     # `sweepkit-train -m hparams_search=... hydra/launcher=slurm --cfg hydra` shows the whole submitit

@@ -55,7 +55,9 @@ def test_own_model_and_own_optimizer_train_from_the_users_config_folder(flag, pr
 def test_config_path_makes_the_users_folder_the_primary_one(project):
     # -cp/-cn: the user's own primary config, which still composes sweepkit's shipped groups.
     done = sh(project, "sweepkit-train", "-cp", "conf", "-cn", "mine", "trainer=debug", "tracking=none")
-    assert "optimizer NAdam" in done.stdout + done.stderr or "nadam" in (done.stdout + done.stderr).lower()
+    assert "[rule sqrt, optimizer nadam]" in done.stdout + done.stderr  # conf/mine.yaml chose the own optimizer
+    composed = sh(project, "sweepkit-train", "-cp", "conf", "-cn", "mine", "--cfg", "job").stdout
+    assert "_target_: ring_model.RingNet" in composed and "_target_: torch.optim.NAdam" in composed
 
 
 def test_lr_find_takes_the_users_config_folder(project):
@@ -106,7 +108,7 @@ OWN_APP = textwrap.dedent('''
         value = 0.0
         for step in range(1, cfg.steps + 1):
             value = -((cfg.x - 2.0) ** 2) * step  # bad x only get worse: the median pruner stops them
-            if cfg.tracking.backend == "mlflow":
+            if cfg.tracking.trackers.mlflow:
                 mlflow.log_metric("my_metric", value, step=step)
             trial.report(value, step)
             if trial.should_prune():
@@ -124,7 +126,7 @@ OWN_APP_CONFIG = textwrap.dedent('''
     x: 0.0
     steps: 6
     tracking:
-      backend: mlflow
+      trackers: {mlflow: sweepkit.tracking.mlflow_tracker}   # the sweeper opens a parent run, each trial a child
       uri: null
       experiment: my_app
     hydra:
@@ -147,7 +149,8 @@ def test_the_sweeper_prunes_an_own_hydra_app_through_current_trial(launcher, tra
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "app.yaml").write_text(OWN_APP_CONFIG)
     (tmp_path / "app.py").write_text(OWN_APP)
-    done = subprocess.run([sys.executable, "app.py", f"tracking.backend={tracking}", *launcher], cwd=tmp_path, env=user_env(),
+    selected = "sweepkit.tracking.mlflow_tracker" if tracking == "mlflow" else "null"
+    done = subprocess.run([sys.executable, "app.py", f"tracking.trackers.mlflow={selected}", *launcher], cwd=tmp_path, env=user_env(),
                           capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     study = only_study(tmp_path)

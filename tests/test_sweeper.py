@@ -119,6 +119,27 @@ def test_diverging_trials_are_pruned_with_reason_diverged(tmp_path):
         assert child.data.tags["optuna.prune_reason"] == "diverged" and child.data.tags["optuna.state"] == "PRUNED"
 
 
+def test_trials_that_run_out_of_device_memory_are_pruned_with_reason_oom(tmp_path):
+    # A batch that does not fit the device (a real torch.OutOfMemoryError from the step) prunes its
+    # trial with reason "oom", so that the sampler learns the region (a FAIL it would ignore); the
+    # sweep goes on to n_trials.
+    run_sweep(
+        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=memory_hungry", "model.oom_from_batch_size=128", "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.enqueue_trials=[{optimizer: adam, optimizer.lr: 0.001, data.batch_size: 256, lr_scaling.rule: none},"
+        "{optimizer: adam, optimizer.lr: 0.001, data.batch_size: 32, lr_scaling.rule: none}]",
+    )
+    study = only_study(tmp_path)
+    view = MlflowView.read(tmp_path)
+    assert len(finished(study)) == 3
+    for trial in study.get_trials(deepcopy=False):
+        oom = trial.params["data.batch_size"] >= 128
+        assert (trial.state == TrialState.PRUNED and trial.user_attrs[studies.PRUNE_REASON] == "oom") == oom, trial
+        if oom:
+            child = view.child(trial.number)
+            assert child.data.tags["optuna.prune_reason"] == "oom" and child.data.tags["optuna.state"] == "PRUNED"
+            assert child.info.status == "FINISHED" and trial.user_attrs[studies.PRUNED_EPOCH] == 0
+
+
 def test_failing_job_is_fail_with_traceback_and_the_sweep_goes_on(tmp_path):
     # A job that raises is FAIL (traceback in its job log and its MLflow child); the others complete.
     run_sweep(

@@ -235,7 +235,8 @@ launch = pathlib.Path(sys.argv[1])
 (launch / f"ready-{sys.argv[2]}").touch()
 while not (launch / "go").exists():
     time.sleep(0.01)
-cfg = {"backend": "mlflow", "uri": None, "artifact_location": None, "experiment": "parallel", "system_metrics": False}
+cfg = {"trackers": {"mlflow": "sweepkit.tracking.mlflow_tracker"}, "uri": None, "artifact_location": None, "experiment": "parallel",
+       "system_metrics": False}
 tracker = build_tracker(cfg, launch)
 tracker.start(f"job-{sys.argv[2]}", {"job": sys.argv[2]}, {})
 tracker.end("FINISHED")

@@ -1,6 +1,8 @@
 """run(cfg) end to end on the CPU: learning, resume equivalence, and bad input from the shell."""
 
+import logging
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ from sweepkit import checkpoint
 from sweepkit.errors import ConfigError
 from sweepkit.loop import StopRequested
 from sweepkit.train import cli
-from sweepkit.training import run
+from sweepkit.training import build, run, run_params
 
 
 class StopAfter:
@@ -111,6 +113,7 @@ BAD_INPUTS = [
     (["optimizer.lrr=0.1"], "optimizer.lrr=0.1 is not a key of the config (did you mean optimizer.lr?"),
     (["trainer.max_epocs=3"], "trainer.max_epocs=3 is not a key of the config (did you mean trainer.max_epochs?"),
     (["model=tiny"], "model=tiny is not one of: cnn, linear, mlp, torchvision"),
+    (["tracking=[mlflow,tensorbord]"], "tracking=tensorbord is not one of: mlflow, none, tensorboard"),
     (["seed=[1,2"], "the override seed=[1,2 does not parse"),
     (["output_dir=/proc/sweepkit-run"], "output_dir=/proc/sweepkit-run is not a writable folder"),
 ]
@@ -154,3 +157,80 @@ def test_resuming_from_a_corrupt_checkpoint_is_one_line_and_writes_nothing(conte
     assert len(err_lines) == 1 and f"trainer.resume={bad} is" in err_lines[0] and "checkpoint" in err_lines[0], err_lines
     assert "weights_only" not in err_lines[0] and "model" not in err_lines[0]
     assert not (tmp_path / "again" / "checkpoints").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+# -- the GPU path's decisions, exercised on the CPU -------------------------------------------------------
+
+SWEEP_CONF = Path(__file__).resolve().parent / "sweep_conf"
+
+
+def test_out_of_memory_alone_is_one_line_and_a_failed_run(tmp_path, monkeypatch, capsys):
+    # A real torch.OutOfMemoryError from the training step: one line that says what to lower, exit 1
+    # (as other run failures), not torch's traceback.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [
+        "sweepkit-train", "trainer=debug", "tracking=none", f"hydra.searchpath=[file://{SWEEP_CONF}]",
+        "model=memory_hungry", "model.oom_from_batch_size=64",
+    ])
+    with pytest.raises(SystemExit) as exit_info:
+        cli()
+    assert exit_info.value.code == 1
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err_lines == [
+        "sweepkit-train: error: cpu ran out of memory in the training step at data.batch_size=64: "
+        "lower data.batch_size or use trainer.precision=bf16"
+    ]
+
+
+def test_data_path_is_logged_and_recorded_as_a_param(make_cfg, caplog):
+    # data.loader=auto's choice and its reason are one log line and the param data.loader_resolved.
+    for loader, kind in (("auto", "device"), ("dataloader", "dataloader")):
+        caplog.clear()
+        cfg = make_cfg(f"data.loader={loader}")
+        with caplog.at_level(logging.INFO, logger="sweepkit"):
+            setup = build(cfg, output_dir=None)
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data path")]
+        assert len(lines) == 1 and lines[0].startswith(f"data path {kind}: "), lines
+        assert run_params(cfg, setup)["data.loader_resolved"] == kind
+
+
+def test_resume_from_a_gpu_checkpoint_on_a_cpu_loads_the_weights_and_says_what_it_could_not(make_cfg, tmp_path, caplog):
+    # last.pt as a CUDA run writes it (a CUDA device generator, a host generator, the device's CUDA
+    # state): resumed on a CPU, weights, optimizer and progress continue; the generator is named.
+    first = make_cfg("trainer.max_epochs=1", output_dir=tmp_path / "gpu_run")
+    run(first)
+    path = tmp_path / "gpu_run" / "checkpoints" / "last.pt"
+    state = checkpoint.load(path)
+    cuda_generator = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator's state: seed and offset
+    state["rng"]["generators"] = {"device": cuda_generator, "host": torch.Generator().get_state()}
+    state["rng"]["cuda"], state["device"] = cuda_generator, "cuda:0"
+    checkpoint.save_atomic(state, path)
+    with caplog.at_level(logging.WARNING, logger="sweepkit"):
+        resumed = run(make_cfg("trainer.max_epochs=2", f"trainer.resume={path}", output_dir=tmp_path / "cpu_run"))
+    assert resumed["epochs_run"] == 2
+    history = checkpoint.load(tmp_path / "cpu_run" / "checkpoints" / "last.pt")["loop"]["history"]
+    assert history[0]["val/acc"] == state["loop"]["history"][0]["val/acc"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "resumed on cpu from a checkpoint written on cuda:0: weights, optimizer, scheduler and progress restored; "
+        "the device generator not (drawing again from the seed)"
+    ]
+
+
+def test_deterministic_run_trains_with_deterministic_algorithms(make_cfg):
+    # trainer.deterministic=true reaches torch (no cuDNN autotuning on CUDA, deterministic kernels).
+    try:
+        metrics = run(make_cfg("model=cnn", "trainer.deterministic=true", "trainer.max_epochs=1"))
+        assert torch.are_deterministic_algorithms_enabled() and metrics["epochs_run"] == 1
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.slow
+def test_compiled_run_trains_as_the_eager_one(make_cfg, tmp_path):
+    # trainer.compile=true: torch.compile (inductor, a C++ compiler on a CPU) gives the eager run's losses.
+    overrides = ["trainer.max_epochs=1", "model.hidden=[16]", "model.dropout=0.0", "trainer.save_checkpoints=false"]  # inductor draws dropout masks its own way
+    eager = run(make_cfg(*overrides, output_dir=tmp_path / "eager"))
+    compiled = run(make_cfg(*overrides, "trainer.compile=true", output_dir=tmp_path / "compiled"))
+    for key in ("train/loss", "val/loss", "test/loss"):
+        assert compiled[key] == pytest.approx(eager[key], rel=1e-4), key

@@ -81,23 +81,40 @@ def _damage(path: Path, err: Exception) -> str:
     return "a truncated or damaged file" if is_zip else f"not a file torch wrote: {type(err).__name__}"
 
 
-def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
-    """Every random state a resumed run needs to continue exactly: torch, CUDA, Python, generators."""
+def capture_rng(generators: dict[str, torch.Generator], device: torch.device | None = None) -> dict[str, Any]:
+    """Every random state a resumed run needs to continue exactly: torch, Python, the run's own
+    generators, and the CUDA state of the training device alone (not of every visible GPU: a resume
+    may see fewer)."""
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": list(random.getstate()[1]),
         "generators": {name: g.get_state() for name, g in generators.items()},
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
-    """The inverse of :func:`capture_rng`."""
+def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator], device: torch.device | None = None) -> list[str]:
+    """The inverse of :func:`capture_rng`; returns what it could not restore (a checkpoint written on
+    another kind of device holds no state for this one's generators), which then draws afresh."""
     torch.set_rng_state(state["torch"])
     random.setstate((3, tuple(state["python"]), None))
+    missing = []
     for name, g in generators.items():
-        g.set_state(state["generators"][name])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        saved = state["generators"].get(name)
+        try:
+            if saved is None:
+                raise RuntimeError(name)
+            g.set_state(saved)
+        except RuntimeError:  # a CPU generator's state does not fit a CUDA one, nor the reverse
+            missing.append(f"the {name} generator")
+    if device is not None and device.type == "cuda":
+        cuda = state.get("cuda")
+        if isinstance(cuda, list):  # older checkpoints: one state per GPU visible then
+            cuda = cuda[device.index or 0] if (device.index or 0) < len(cuda) else None
+        if cuda is None:
+            missing.append("the CUDA RNG")
+        else:
+            torch.cuda.set_rng_state(cuda, device)
+    return missing

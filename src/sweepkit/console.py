@@ -105,9 +105,17 @@ def _missing_config(err: Any) -> str:
     """``model=tiny is not one of: cnn, linear, mlp`` from Hydra's own listing of the search path."""
     missing = err.missing_cfg_file or ""
     group, _, option = missing.rpartition("/")
-    if err.options is not None and group:
-        return str(ConfigError(group, option, "is not one of: " + ", ".join(sorted(err.options))))
+    options = err.options if err.options is not None or not group else _group_options(group)  # group=[a,b]: Hydra lists none
+    if options is not None and group:
+        return str(ConfigError(group, option, "is not one of: " + ", ".join(sorted(options))))
     return _first_line(str(err))
+
+
+def _group_options(group: str) -> list[str] | None:
+    """The options sweepkit ships for ``group`` (None: not a group of sweepkit's). Hydra lists none for
+    an option inside a list (``tracking=[mlflow,tensorbrd]``)."""
+    folder = Path(__file__).resolve().parent / "conf" / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) or None
 
 
 def _bad_key(err: Any) -> str:

@@ -2,13 +2,16 @@
 pruning reporter through the two small Protocols below.
 
 The step never syncs with the device: losses are summed on the device and read once per epoch, or
-when the progress display asks for a value (at most a few times a second).
+when the progress display asks for a value (at most a few times a second). With fp16 that takes an
+optimizer that reads GradScaler's found-inf flag on the device itself (torch's fused ones); with any
+other, the scaler reads the flag on the host every step.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,11 +23,11 @@ from torch import nn
 from sweepkit import checkpoint
 from sweepkit.batching import Batches
 from sweepkit.datasets import Task
-from sweepkit.devices import Precision
+from sweepkit.devices import DeviceOutOfMemory, Precision, free_memory, out_of_memory_note
 from sweepkit.progress import EpochProgress, SilentProgress
-from sweepkit.tasks import NOISE_SCALE
+from sweepkit.tasks import GPU_MAX_MEMORY, NOISE_SCALE
 
-StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "interrupted"]
+StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "oom", "interrupted"]
 
 
 class EpochTracker(Protocol):
@@ -87,6 +90,49 @@ class LoopState:
     bad_epochs: int = 0  # epochs since the last improvement (early stopping)
     history: list[dict[str, float]] = field(default_factory=list)
     stop_reason: StopReason = "completed"
+    stop_detail: str = ""  # the one line that explains an "oom" stop
+
+
+class SkippedSteps:
+    """Which optimizer steps fp16's GradScaler skipped (their gradients overflowed), so that the
+    scheduler skips them too: the schedule counts the steps that changed the weights.
+
+    The skip flag is never waited for. On a CPU it is known at once; on CUDA it is copied to pinned
+    host memory behind an event, and read once the device has run that step (the event is polled,
+    never synchronized). Until then the scheduler steps; a skip learned late holds it back by one step
+    at the next step, so the schedule may run ahead by the few steps the host runs ahead of the device.
+    """
+
+    def __init__(self) -> None:
+        self.pending: deque[tuple[torch.cuda.Event | None, torch.Tensor]] = deque()
+        self.spare: list[torch.Tensor] = []  # pinned buffers whose flag was read: reused, not reallocated
+        self.owed = 0  # skips learned that the scheduler has not held back for yet
+
+    def record(self, scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer) -> None:
+        """Note whether this step was skipped; between ``scaler.step`` and ``scaler.update`` (which
+        forgets the flag)."""
+        found = scaler._per_optimizer_states[id(optimizer)]["found_inf_per_device"]
+        flag = torch.stack(list(found.values())).sum() if found else torch.zeros(())
+        if flag.device.type != "cuda":
+            self.pending.append((None, flag))
+            return
+        host = self.spare.pop() if self.spare else torch.empty((), dtype=flag.dtype, pin_memory=True)
+        host.copy_(flag, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self.pending.append((event, host))
+
+    def scheduler_may_step(self) -> bool:
+        """Whether the scheduler steps for the optimizer step just taken (flags not yet read: yes)."""
+        while self.pending and (self.pending[0][0] is None or self.pending[0][0].query()):
+            event, flag = self.pending.popleft()
+            self.owed += int(flag.item() > 0)  # a host value by now: no sync
+            if event is not None:
+                self.spare.append(flag)
+        if self.owed:
+            self.owed -= 1
+            return False
+        return True
 
 
 def train_step(
@@ -98,8 +144,10 @@ def train_step(
     scaler: torch.amp.GradScaler,
     precision: Precision,
     grad_clip_norm: float | None = None,
+    skips: SkippedSteps | None = None,
 ) -> torch.Tensor:
-    """One optimization step under the precision policy; returns the detached loss (no sync)."""
+    """One optimization step under the precision policy; returns the detached loss (no sync).
+    ``skips`` learns whether fp16's scaler skipped the step."""
     with precision.autocast():
         output = model(x)
     loss = loss_fn(output.float(), y)
@@ -109,25 +157,33 @@ def train_step(
         scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
     scaler.step(optimizer)
+    if skips is not None:
+        skips.record(scaler, optimizer)
     scaler.update()
     return loss.detach()
 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, batches: Batches, loss_fn: nn.Module, precision: Precision, task: Task) -> dict[str, float]:
-    """Mean loss (and accuracy for classification) over ``batches``, summed on the device."""
+    """Mean loss (and accuracy for classification) over ``batches``, summed on the device.
+    Raises DeviceOutOfMemory (with its one line) when a batch does not fit."""
     was_training = model.training
     model.eval()
     loss_sum = correct = None
-    for x, y in batches:
-        with precision.autocast():
-            output = model(x)
-        batch_loss = loss_fn(output.float(), y) * len(y)
-        loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
-        if task == "classification":
-            hits = (output.argmax(dim=1) == y).sum()
-            correct = hits if correct is None else correct + hits
-    model.train(was_training)
+    try:
+        for x, y in batches:
+            with precision.autocast():
+                output = model(x)
+            batch_loss = loss_fn(output.float(), y) * len(y)
+            loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
+            if task == "classification":
+                hits = (output.argmax(dim=1) == y).sum()
+                correct = hits if correct is None else correct + hits
+    except torch.OutOfMemoryError:
+        device = next(model.parameters()).device
+        raise DeviceOutOfMemory(out_of_memory_note(device, "evaluation", "data.eval_batch_size", batches.batch_size, precision.name)) from None
+    finally:
+        model.train(was_training)
     n = batches.num_samples
     metrics = {"loss": loss_sum.item() / n}
     if correct is not None:
@@ -159,6 +215,8 @@ class TrainingLoop:
         self.forward_model = compiled if compiled is not None else model  # torch.compile wraps, state stays on model
         self.precision, self.loss_fn, self.task = precision, loss_fn, task
         self.scaler = precision.grad_scaler()
+        self.skips = SkippedSteps() if self.scaler.is_enabled() else None
+        self.device = next(model.parameters()).device
         self.train_batches, self.val_batches = train_batches, val_batches
         self.generators, self.grad_clip_norm = generators, grad_clip_norm
         self.checkpoint_dir, self.checkpoint_extra = checkpoint_dir, dict(checkpoint_extra or {})
@@ -170,32 +228,43 @@ class TrainingLoop:
     def train_epoch(self, progress: EpochProgress, stop_requested: Callable[[], bool] = lambda: False) -> tuple[float, float]:
         """Train over all batches; returns (mean loss, seconds). Stops early if the loss blows up."""
         self.forward_model.train()
-        device = next(self.model.parameters()).device
-        loss_sum = torch.zeros((), device=device)
+        loss_sum = torch.zeros((), device=self.device)
         seen = pending = 0
         start = time.perf_counter()
-        for x, y in self.train_batches:
-            if stop_requested():
-                raise StopRequested("stop requested mid-epoch: the epoch is dropped")
-            loss = train_step(self.forward_model, x, y, self.loss_fn, self.optimizer, self.scaler, self.precision, self.grad_clip_norm)
-            if self.scheduler is not None:
-                self.scheduler.step()
-            loss_sum.add_(loss, alpha=len(y))
-            seen, pending = seen + len(y), pending + 1
-            if progress.wants_update():  # the only in-epoch sync, a few times a second at most
-                mean = loss_sum.item() / seen
-                progress.advance(pending, mean)
-                pending = 0
-                if not math.isfinite(mean):
-                    break
+        try:
+            for x, y in self.train_batches:
+                if stop_requested():
+                    raise StopRequested("stop requested mid-epoch: the epoch is dropped")
+                self.train_batch(x, y, loss_sum)
+                seen, pending = seen + len(y), pending + 1
+                if progress.wants_update():  # the only in-epoch sync, a few times a second at most
+                    mean = loss_sum.item() / seen
+                    progress.advance(pending, mean)
+                    pending = 0
+                    if not math.isfinite(mean):
+                        break
+        except torch.OutOfMemoryError:
+            note = out_of_memory_note(self.device, "the training step", "data.batch_size", self.train_batches.batch_size, self.precision.name)
+            raise DeviceOutOfMemory(note) from None
         mean = loss_sum.item() / seen
         progress.advance(pending, mean)
         return mean, time.perf_counter() - start
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor, loss_sum: torch.Tensor) -> None:
+        """One step on one batch, the scheduler's step (unless fp16's scaler skipped the optimizer's)
+        and the loss added to ``loss_sum`` on the device: nothing here waits for the device."""
+        loss = train_step(self.forward_model, x, y, self.loss_fn, self.optimizer, self.scaler, self.precision, self.grad_clip_norm, self.skips)
+        scheduler_may_step = self.skips is None or self.skips.scheduler_may_step()
+        if self.scheduler is not None and scheduler_may_step:
+            self.scheduler.step()
+        loss_sum.add_(loss, alpha=len(y))
 
     def run_epoch(self, progress: EpochProgress, max_epochs: int, stop_requested: Callable[[], bool]) -> dict[str, float]:
         """Train then validate one epoch; returns its metrics."""
         epoch = self.state.epoch + 1
         progress.start_epoch(epoch, max_epochs, len(self.train_batches))
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)  # the peak of this epoch alone
         start = time.perf_counter()
         train_loss, train_seconds = self.train_epoch(progress, stop_requested)
         metrics = {"train/loss": train_loss}
@@ -205,6 +274,8 @@ class TrainingLoop:
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         metrics["epoch_time_s"] = time.perf_counter() - start
         metrics["train/samples_per_s"] = self.train_batches.num_samples / max(train_seconds, 1e-9)
+        if self.device.type == "cuda":
+            metrics[GPU_MAX_MEMORY] = torch.cuda.max_memory_allocated(self.device) / 2**30
         if self.noise_probe is not None and math.isfinite(train_loss):
             # after the clock: epoch_time_s means the same with the probe on or off
             scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
@@ -224,7 +295,8 @@ class TrainingLoop:
         progress: EpochProgress | None = None,
         stop_requested: Callable[[], bool] | None = None,
     ) -> LoopState:
-        """Train until ``max_epochs``, early stopping, pruning or divergence; returns the final state.
+        """Train until ``max_epochs``, early stopping, pruning, divergence or a batch that does not fit
+        the device (``oom``: the epoch is dropped, the cache emptied); returns the final state.
 
         ``stop_requested`` is polled between batches and after each epoch's bookkeeping (log, best
         checkpoint, pruning report, last checkpoint), which therefore happens whole or not at all.
@@ -234,7 +306,16 @@ class TrainingLoop:
         state = self.state
         try:
             while state.epoch < max_epochs:
-                metrics = self.run_epoch(progress, max_epochs, stop_requested)
+                oom = None
+                try:
+                    metrics = self.run_epoch(progress, max_epochs, stop_requested)
+                except DeviceOutOfMemory as err:
+                    oom = str(err)
+                if oom is not None:  # out of the except block: its traceback no longer holds the batch's tensors
+                    self.optimizer.zero_grad(set_to_none=True)
+                    free_memory()
+                    state.stop_reason, state.stop_detail = "oom", oom
+                    break
                 state.epoch += 1
                 state.history.append(metrics)
                 tracker.log_epoch(state.epoch, metrics)
@@ -281,7 +362,8 @@ class TrainingLoop:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
             "loop": asdict(self.state),
-            "rng": checkpoint.capture_rng(self.generators),
+            "rng": checkpoint.capture_rng(self.generators, self.device),
+            "device": str(self.device),
             **self.checkpoint_extra,
         }
 
@@ -290,8 +372,9 @@ class TrainingLoop:
             return None
         return checkpoint.save_atomic(self.state_dict(), self.checkpoint_dir / name)
 
-    def load_state_dict(self, state: Mapping[str, Any], best_model: Mapping[str, torch.Tensor] | None) -> None:
-        """Continue from a checkpoint written by :meth:`save` (and the best weights, if known)."""
+    def load_state_dict(self, state: Mapping[str, Any], best_model: Mapping[str, torch.Tensor] | None) -> list[str]:
+        """Continue from a checkpoint written by :meth:`save` (and the best weights, if known); returns
+        the random states it could not restore (a checkpoint from another kind of device)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
@@ -299,7 +382,7 @@ class TrainingLoop:
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.state = LoopState(**state["loop"])
-        self.state.stop_reason = "completed"
-        checkpoint.restore_rng(state["rng"], self.generators)
-        device = next(self.model.parameters()).device
-        self.best_model_state = {k: v.to(device) for k, v in best_model.items()} if best_model is not None else None
+        self.state.stop_reason, self.state.stop_detail = "completed", ""
+        not_restored = checkpoint.restore_rng(state["rng"], self.generators, self.device)
+        self.best_model_state = {k: v.to(self.device) for k, v in best_model.items()} if best_model is not None else None
+        return not_restored

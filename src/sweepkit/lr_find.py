@@ -308,7 +308,7 @@ def find_lr(
 def _test_and_report(cfg: DictConfig, setup: Setup, settings: RangeTestSettings, tracker: RunTracker) -> LrFindResult:
     curve = range_test(unscheduled(setup, cfg), settings)
     log_curve(tracker, curve)  # before suggesting: a failed test's curve is worth seeing too
-    scaling = (cfg.data.batch_size, cfg.lr_scaling.base_batch_size, cfg.lr_scaling.rule, cfg.optimizer.name)
+    scaling = (cfg.data.batch_size, cfg.lr_scaling.base_batch_size, cfg.lr_scaling.rule, cfg.optimizer.auto_rule)
     suggestions = suggest(curve, settings.num_steps, lambda lr: lr_scaling.reference_lr(lr, *scaling))
     for note in range_notes(curve, settings.num_steps):
         log.warning(note)

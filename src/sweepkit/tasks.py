@@ -1,39 +1,76 @@
-"""What a task computes: its default loss, the metrics it produces, and which objective is valid."""
+"""What a task computes: its loss (by ``_target_``), the metrics it produces, and which objective is valid."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from torch import nn
+import torch
 
 from sweepkit.datasets import Task
 from sweepkit.errors import ConfigError, one_of
+from sweepkit.targets import call, import_target, settings
 
-LOSSES: dict[str, type[nn.Module]] = {
-    "cross_entropy": nn.CrossEntropyLoss,
-    "mse": nn.MSELoss,
-    "l1": nn.L1Loss,
-    "smooth_l1": nn.SmoothL1Loss,
-}
-DEFAULT_LOSS: dict[Task, str] = {"classification": "cross_entropy", "regression": "mse"}
-LOSSES_FOR_TASK: dict[Task, tuple[str, ...]] = {
-    "classification": ("cross_entropy",),
-    "regression": ("mse", "l1", "smooth_l1"),
-}
+LOSS_KEYS = ("for_task",)  # sweepkit's own key of a loss config; every other key goes to the target
+TARGET_SHAPES: dict[Task, str] = {"classification": "class indices [batch]", "regression": "[batch, outputs]"}  # as DataSource yields them
 EPOCH_METRICS: dict[Task, tuple[str, ...]] = {
     "classification": ("train/loss", "val/loss", "val/acc", "lr", "epoch_time_s", "train/samples_per_s"),
     "regression": ("train/loss", "val/loss", "lr", "epoch_time_s", "train/samples_per_s"),
 }
 NOISE_SCALE = "grad_noise_scale"  # per-epoch metric of trainer.noise_scale=true (sweepkit.noise_scale)
+# logged each epoch by runs on CUDA alone, so never an objective: the epoch's peak of GPU memory held
+# by tensors, in GiB (torch.cuda.max_memory_allocated; the cache reserves more)
+GPU_MAX_MEMORY = "gpu/max_memory_allocated"
 MODES = ("max", "min")
 
 
-def build_loss(name: str, task: Task) -> nn.Module:
-    """The loss named by ``loss`` (``auto``: cross-entropy for classes, MSE for regression)."""
-    name = DEFAULT_LOSS[task] if name == "auto" else name
-    if name not in LOSSES_FOR_TASK[task]:
-        raise one_of("loss", name, ["auto", *LOSSES_FOR_TASK[task]])
-    return LOSSES[name]()
+def build_loss(
+    cfg: Mapping[str, Any], task: Task, num_outputs: int, device: torch.device
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss ``loss._target_`` names: a class (a loss module) is built with the config's other
+    keys; a function is called as ``fn(outputs, targets, **other keys)``. ``_target_: null`` takes
+    the task's own loss from ``loss.for_task`` (loss=auto: cross-entropy for classes, MSE for regression).
+    Either way the loss must return the batch's mean as a scalar tensor.
+    """
+    key = "loss"
+    if cfg["_target_"] is None:
+        by_task = cfg.get("for_task") or {}
+        if task not in by_task:
+            raise ConfigError("loss.for_task", sorted(by_task), f"has no loss for this data's task ({task}); set loss=<option> or loss._target_")
+        cfg, key = by_task[task], f"loss.for_task.{task}"
+    target = import_target(f"{key}._target_", cfg["_target_"])
+    kwargs = settings(cfg, LOSS_KEYS)
+    if inspect.isclass(target):
+        loss_fn = call(target, key, cfg["_target_"], **kwargs)
+    else:
+        loss_fn = functools.partial(target, **kwargs) if kwargs else target
+    check_loss(loss_fn, task, num_outputs, key, cfg["_target_"])
+    return loss_fn.to(device) if isinstance(loss_fn, torch.nn.Module) else loss_fn  # its tensors (class weights) go where the outputs are
+
+
+def check_loss(loss_fn: Callable[..., Any], task: Task, num_outputs: int, key: str, path: str) -> None:
+    """Try the loss once on zeros shaped as the model's outputs and the data's targets: a loss that
+    does not fit the task fails here, before anything is written, not at the first step.
+
+    The probe batch is one longer than the output width, so that class-index targets cannot
+    broadcast against the outputs (MSE on classes would pass silently on a batch of two classes).
+    """
+    batch = num_outputs + 1
+    outputs = torch.zeros(batch, num_outputs, requires_grad=True)
+    targets = torch.zeros(batch, dtype=torch.long) if task == "classification" else torch.zeros(batch, num_outputs)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's broadcast warning precedes its error: the one line says it all
+            value = loss_fn(outputs, targets)
+            if isinstance(value, torch.Tensor) and value.dim() == 0:
+                value.backward()  # the dtype of the targets may be refused only here
+    except Exception as err:
+        raise ConfigError(key, path, f"does not fit a {task} task (outputs [batch, {num_outputs}], targets {TARGET_SHAPES[task]}): {err}") from err
+    if not isinstance(value, torch.Tensor) or value.dim() != 0:
+        raise ConfigError(key, path, "must return the batch's mean loss as one number (reduction='mean')")
 
 
 def objective_metrics(metric: str | Sequence[str]) -> list[str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,14 +14,15 @@ from omegaconf import DictConfig, open_dict
 
 from sweepkit import studies
 from sweepkit.console import reports_errors, run_console_script
+from sweepkit.devices import release_device
 from sweepkit.tasks import NOISE_SCALE, objective_metrics
-from sweepkit.tracking import MlflowTracker, RunTracker
-from sweepkit.training import check_config, default_run_name, group_choices, run
+from sweepkit.tracking import MlflowTracker, RunTracker, build_tracker, record_trial
+from sweepkit.training import check_config, default_run_name, group_choices, launch_dir, run
 
 if TYPE_CHECKING:
     from sweepkit.trial import SweepTrial
 
-PRUNE_REASON_OF_STOP = {"pruned": "pruner", "diverged": "diverged"}  # the loop's stop_reason -> optuna.prune_reason
+PRUNE_REASON_OF_STOP = {"pruned": "pruner", "diverged": "diverged", "oom": "oom"}  # the loop's stop_reason -> optuna.prune_reason
 
 log = logging.getLogger("sweepkit")
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # absolute: found from any working directory
@@ -54,15 +56,23 @@ class EpochReporter:
         return self.trial.should_prune()
 
 
-def trial_tracker(cfg: DictConfig, trial: SweepTrial) -> RunTracker | None:
-    """A tracker logging into the trial's child run (None without one: the run builds its own)."""
-    if trial.mlflow_run_id is None:
-        return None
-    attrs = trial.study.user_attrs
-    return MlflowTracker(
-        attrs[studies.MLFLOW_URI], cfg.tracking.experiment, experiment_id=attrs[studies.MLFLOW_EXPERIMENT_ID],
-        system_metrics=cfg.tracking.system_metrics, run_id=trial.mlflow_run_id,
-    )
+def trial_tracker(cfg: DictConfig, trial: SweepTrial) -> Callable[[], RunTracker]:
+    """Builds the trial run's trackers once its config has passed every check: MLflow's logs into the
+    trial's child run; all are told the trial's outcome once the study knows it (TensorBoard's HParams)."""
+
+    def make() -> RunTracker:
+        given = {}
+        if trial.mlflow_run_id is not None:
+            attrs = trial.study.user_attrs
+            given["mlflow"] = MlflowTracker(
+                attrs[studies.MLFLOW_URI], cfg.tracking.experiment, experiment_id=attrs[studies.MLFLOW_EXPERIMENT_ID],
+                system_metrics=cfg.tracking.system_metrics, run_id=trial.mlflow_run_id,
+            )
+        tracker = build_tracker(cfg.tracking, launch_dir(), given)
+        trial.when_told.append(lambda state, details: record_trial(tracker, trial.number, trial.params, state, details))
+        return tracker
+
+    return make
 
 
 def train_trial(cfg: DictConfig, trial: SweepTrial, choices: Mapping[str, str]) -> float | list[float]:
@@ -73,9 +83,8 @@ def train_trial(cfg: DictConfig, trial: SweepTrial, choices: Mapping[str, str]) 
     with open_dict(cfg):
         if cfg.trainer.resume is None:
             cfg.trainer.resume = "auto"
-    tracker = trial_tracker(cfg, trial)
     metrics = run(
-        cfg, make_tracker=(lambda: tracker) if tracker else None, reporter=EpochReporter(trial), choices=choices,
+        cfg, make_tracker=trial_tracker(cfg, trial), reporter=EpochReporter(trial), choices=choices,
         run_name=f"trial-{trial.number}-{default_run_name(cfg, group_choices(cfg, choices))}", stop_requested=trial.stop_requested,
     )
     trial.set_user_attr(studies.EPOCHS_RUN, int(metrics["epochs_run"]))
@@ -90,8 +99,23 @@ def train_trial(cfg: DictConfig, trial: SweepTrial, choices: Mapping[str, str]) 
     return objective_value(cfg, metrics)
 
 
+def releasing_device(task):
+    """A job in a process that lives on (a joblib worker, the sweep process at n_jobs=1) hands back
+    its GPU memory and its claim on the GPU when it ends, however it ends."""
+
+    @functools.wraps(task)
+    def job(cfg: DictConfig):
+        try:
+            return task(cfg)
+        finally:
+            release_device()
+
+    return job
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @reports_errors
+@releasing_device
 def main(cfg: DictConfig) -> float | list[float]:
     """One training run; returns the best value of ``objective.metric`` (what a sweeper optimizes)."""
     hydra_cfg = HydraConfig.get()

@@ -23,9 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweepkit import checkpoint, lr_scaling, provenance
 from sweepkit.augment import build_augment
-from sweepkit.batching import check_batch_size, make_batches
+from sweepkit.batching import check_batch_size, choose_data_path, device_memory, make_batches
 from sweepkit.datasets import DataSource, split_train_val
-from sweepkit.devices import resolve_device, resolve_precision, use_channels_last
+from sweepkit.devices import DeviceOutOfMemory, configure_backends, resolve_device, resolve_precision, use_channels_last
 from sweepkit.errors import ConfigError, RunFailed, flag, integer, number, writable_folder
 from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
 from sweepkit.models import count_parameters
@@ -33,7 +33,7 @@ from sweepkit.noise_scale import NoiseScaleProbe
 from sweepkit.optim import build_optimizer, build_scheduler
 from sweepkit.progress import build_progress
 from sweepkit.tasks import NOISE_SCALE, build_loss, check_objective, objective_metrics, objective_modes
-from sweepkit.tracking import NoTracker, RunTracker, build_tracker, flatten
+from sweepkit.tracking import NoTracker, RunTracker, build_tracker, flatten, tracker_builders, tracker_names
 
 log = logging.getLogger("sweepkit")
 CONFIG_GROUPS = ("model", "data", "optimizer", "scheduler", "trainer", "tracking")
@@ -104,7 +104,7 @@ def check_settings(cfg: DictConfig) -> None:
         number("trainer.grad_clip_norm", trainer.grad_clip_norm, above=0)
     number("trainer.noise_scale_share", trainer.noise_scale_share, above=0)  # upper bounds: sweepkit.noise_scale
     number("trainer.noise_scale_budget", trainer.noise_scale_budget, above=0)
-    for key in ("compile", "channels_last", "save_checkpoints", "noise_scale"):
+    for key in ("compile", "channels_last", "deterministic", "save_checkpoints", "noise_scale"):
         flag(f"trainer.{key}", trainer[key])
 
 
@@ -112,7 +112,8 @@ def check_config(cfg: DictConfig) -> None:
     """The checks of a run's config that need neither its data nor its model: a sweep runs them on its
     first trial's config before it writes anything (build runs them first too)."""
     check_settings(cfg)
-    resolve_precision(cfg.trainer.precision, resolve_device(cfg.trainer.device))
+    tracker_builders(cfg.tracking)  # each selected tracker importable (TensorBoard installed)
+    resolve_precision(cfg.trainer.precision, resolve_device(cfg.trainer.device, claim=False))
     objective_modes(cfg.objective.mode, len(objective_metrics(cfg.objective.metric)))
 
 
@@ -121,20 +122,21 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     check_config(cfg)
     device = resolve_device(cfg.trainer.device)
     precision = resolve_precision(cfg.trainer.precision, device)
+    configure_backends(device, cfg.trainer.deterministic)
     seed_everything(cfg.seed)
     source: DataSource = instantiate_checked(cfg.data.source, seed=cfg.seed)
     check_objective(cfg.objective.metric, source.task)
     metrics = objective_metrics(cfg.objective.metric)
     modes = objective_modes(cfg.objective.mode, len(metrics))
     objective = Objective(metrics[0], modes[0], cfg.trainer.early_stopping.min_delta)
-    loss_fn = build_loss(cfg.loss, source.task)
+    loss_fn = build_loss(cfg.loss, source.task, source.num_outputs, device)
 
     train_split, val_split = split_train_val(source.pool, cfg.data.val_fraction, cfg.seed)
     check_batch_size(cfg.data.batch_size, len(train_split))
     lr = lr_scaling.effective_lr(
-        cfg.optimizer.lr, cfg.data.batch_size, cfg.lr_scaling.base_batch_size, cfg.lr_scaling.rule, cfg.optimizer.name
+        cfg.optimizer.lr, cfg.data.batch_size, cfg.lr_scaling.base_batch_size, cfg.lr_scaling.rule, cfg.optimizer.auto_rule
     )
-    rule = lr_scaling.resolve_rule(cfg.lr_scaling.rule, cfg.optimizer.name)
+    rule = lr_scaling.resolve_rule(cfg.lr_scaling.rule, cfg.optimizer.auto_rule)
 
     model = instantiate_checked(cfg.model, in_shape=source.input_shape, num_outputs=source.num_outputs, _convert_="all")
     channels_last = use_channels_last(cfg.trainer.channels_last, device, precision, len(source.input_shape))
@@ -143,7 +145,9 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
 
     generators = _generators(cfg.seed, device)
     augment = build_augment(cfg.data.augment)
-    batching = dict(device=device, loader=cfg.data.loader, num_workers=cfg.data.num_workers, channels_last=channels_last)
+    data_path = choose_data_path(cfg.data.loader, [train_split, val_split, source.test], device, device_memory(device))
+    log.info("data path %s: %s", data_path.kind, data_path.reason)
+    batching = dict(device=device, loader=data_path.kind, num_workers=cfg.data.num_workers, channels_last=channels_last)
     train_batches = make_batches(
         train_split, cfg.data.batch_size, generator=generators["device"], host_generator=generators.get("host", generators["device"]),
         augment=augment, **batching,
@@ -193,23 +197,30 @@ def resume(loop: TrainingLoop, path: Path) -> None:
     best_path = path.parent / "best.pt"
     best = load_checkpoint(best_path)["model"] if best_path.exists() else None
     try:
-        loop.load_state_dict(state, best)
+        not_restored = loop.load_state_dict(state, best)
     except (RuntimeError, KeyError, ValueError) as err:
         raise ConfigError("trainer.resume", str(path), f"does not fit this run's model and optimizer ({err})") from err
     log.info("resumed from %s after epoch %d", path, loop.state.epoch)
+    if not_restored:  # a checkpoint from another kind of device: its generators' states do not fit
+        log.warning(
+            "resumed on %s from a checkpoint written on %s: weights, optimizer, scheduler and progress restored; "
+            "%s not (drawing again from the seed)", loop.device, state.get("device", "another device"), " and ".join(not_restored),
+        )
 
 
 def group_choices(cfg: DictConfig, choices: Mapping[str, str] | None) -> dict[str, str]:
     """The chosen option of each config group (from Hydra when it ran; else read off the config)."""
     if choices:
         groups = (*CONFIG_GROUPS, "experiment")  # an experiment preset is a choice worth filtering runs by
-        return {g: str(choices[g]) for g in groups if g in choices and choices[g] is not None}
+        chosen = {g: str(choices[g]) for g in groups if g in choices and choices[g] is not None}
+        chosen.setdefault("tracking", ",".join(tracker_names(cfg.tracking)) or "none")  # Hydra lists no choice for tracking=[a,b]
+        return chosen
     return {
         "model": str(cfg.model._target_).rsplit(".", 1)[-1].lower(),
         "data": cfg.data.name,
         "optimizer": cfg.optimizer.name,
         "scheduler": cfg.scheduler.name,
-        "tracking": cfg.tracking.backend,
+        "tracking": ",".join(tracker_names(cfg.tracking)) or "none",
     }
 
 
@@ -230,6 +241,7 @@ def run_params(cfg: DictConfig, setup: Setup) -> dict[str, Any]:
         "torch_version": torch.__version__,  # with the build's CUDA tag (2.5.1+cu124), unlike the package version
         "device": str(setup.device),
         "precision": str(cfg.trainer.precision),
+        "data.loader_resolved": setup.loop.train_batches.kind,  # what data.loader=auto chose
     })
     return params
 
@@ -305,6 +317,7 @@ def run(
     chosen = group_choices(cfg, choices)
     tracker.start(run_name or cfg.tracking.get("run_name") or default_run_name(cfg, chosen), run_params(cfg, setup), {**chosen, **(tags or {})})
     try:
+        tracker.watch(setup.loop.model, lambda: next(iter(setup.loop.val_batches))[0])  # validation inputs: in order, unaugmented
         outcome = _train_and_test(cfg, setup, tracker, reporter, output_dir, stop_requested)
     except BaseException as err:
         record_failure(tracker, output_dir, err)
@@ -344,7 +357,7 @@ def _train_and_test(
     progress = build_progress(cfg.trainer.progress, cfg.trainer.log_every_s)
     state = loop.fit(cfg.trainer.max_epochs, setup.objective, cfg.trainer.early_stopping.patience, tracker, reporter, progress, stop_requested)
     test: dict[str, float] = {}
-    if state.stop_reason not in ("pruned", "diverged"):  # a stopped trial is not worth a test pass
+    if state.stop_reason not in ("pruned", "diverged", "oom"):  # a stopped trial is not worth a test pass
         loop.restore_best_weights()
         test = evaluate(loop.forward_model, setup.test_batches, loop.loss_fn, loop.precision, setup.source.task)
     outcome = results(cfg, setup, state, test, output_dir)
@@ -355,6 +368,8 @@ def _train_and_test(
         # Alone, a diverged run has failed; in a sweep it is a result (pruned, reason "diverged").
         bad = {k: v for k, v in state.history[-1].items() if "loss" in k}
         raise TrainingDiverged(f"training diverged at epoch {state.epoch}: {bad}; lower optimizer.lr or set trainer.grad_clip_norm")
+    if state.stop_reason == "oom" and reporter is None:  # in a sweep: pruned, reason "oom", so the sampler learns
+        raise DeviceOutOfMemory(state.stop_detail)
     return outcome
 
 

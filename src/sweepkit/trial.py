@@ -68,6 +68,9 @@ class SweepTrial:
         self.polled = False  # the task polls stop_requested(): signals wait for its safe point
         self.mlflow_run_id: str | None = None  # the trial's MLflow child run, when the sweep tracks
         self.value: float | list[float] | None = None  # the objective, once the task returned it
+        # Called with the state (COMPLETE, PRUNED, FAIL) and its details once the study knows it, by
+        # trackers that compare trials (TensorBoard's HParams); the task adds them.
+        self.when_told: list[Callable[[str, Mapping[str, Any]], None]] = []
 
     @property
     def number(self) -> int:
@@ -162,6 +165,7 @@ def trial_scope(sweeper: Mapping[str, Any]) -> Iterator[SweepTrial]:
             log.exception("trial %d failed", trial.number)  # the traceback lands in the job's log file
             studies.fail_trial(study, trial.frozen(), f"{type(err).__name__}: {err}")
             child.end("FAILED", {"optuna.state": "FAIL", "error": f"{type(err).__name__}: {err}"})
+            _told(trial, "FAIL", {})
             raise
         log.warning("trial %d stopped by signal %d: it stays RUNNING, marked preempted, to resume on the next run", trial.number, trial.stop_signal)
         child.end("KILLED")
@@ -171,6 +175,7 @@ def trial_scope(sweeper: Mapping[str, Any]) -> Iterator[SweepTrial]:
     else:
         study.tell(trial._trial, trial.value)
         child.end("FINISHED", {"optuna.state": "COMPLETE"})
+        _told(trial, "COMPLETE", {})
         log.info("trial %d COMPLETE", trial.number)
     finally:
         _current = None
@@ -182,7 +187,17 @@ def _tell_pruned(trial: SweepTrial, child: _ChildRun) -> None:
     trial.set_user_attr(studies.PRUNE_REASON, trial.prune_reason)
     trial.study.tell(trial._trial, state=TrialState.PRUNED)
     child.end("FINISHED", {"optuna.state": "PRUNED", "optuna.pruned_epoch": str(epoch), "optuna.prune_reason": trial.prune_reason})
+    _told(trial, "PRUNED", {"optuna.pruned_epoch": epoch, "optuna.prune_reason": trial.prune_reason})
     log.info("trial %d PRUNED (%s) at epoch %d", trial.number, trial.prune_reason, epoch)
+
+
+def _told(trial: SweepTrial, state: str, details: Mapping[str, Any]) -> None:
+    """Run the trial's ``when_told`` hooks; one that fails is logged: the study has the outcome already."""
+    for hook in trial.when_told:
+        try:
+            hook(state, details)
+        except Exception as err:
+            log.warning("trial %d: could not record its outcome (%s): %s", trial.number, getattr(hook, "__name__", hook), err)
 
 
 @contextlib.contextmanager

@@ -132,7 +132,7 @@ class SweepkitSweeperImpl(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
-        self.n_jobs = self.settings.n_jobs or available_cores()
+        self.n_jobs = self._gpu_capped(config, self.settings.n_jobs or available_cores())
         with open_dict(config):
             config.hydra.sweeper.n_jobs = self.n_jobs  # what launcher presets read (local_parallel)
             if self.n_jobs > 1 and config.hydra.launcher.get("_target_") == BASIC_LAUNCHER:
@@ -142,6 +142,19 @@ class SweepkitSweeperImpl(Sweeper):
         self.asynchronous = self.n_jobs > 1 and not runs_in_process(config.hydra.launcher)
         # Every job runs the app's task as a trial (sweepkit.trial), in whatever process the launcher uses.
         self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=TrialTask(task_function))
+
+    def _gpu_capped(self, config: DictConfig, n_jobs: int) -> int:
+        """No more parallel trials than ``trials_per_gpu`` per GPU of this machine that they train on:
+        more would share GPUs and race each other into out-of-memory errors."""
+        from sweepkit.devices import parallel_trials, trial_gpus, visible_gpu_count
+
+        launcher = config.hydra.launcher
+        device = OmegaConf.select(config, "trainer.device", default="cpu")  # another app's trials: not ours to place
+        gpus = trial_gpus(str(launcher.get("_target_", "")), launcher.get("gpus_per_node"), str(device), visible_gpu_count())
+        capped, note = parallel_trials(n_jobs, gpus, self.settings.trials_per_gpu)
+        if note:
+            log.warning(note)
+        return capped
 
     # -- entry ---------------------------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> None:

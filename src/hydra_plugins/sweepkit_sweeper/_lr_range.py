@@ -86,20 +86,25 @@ def run_range_tests(
     settings: Mapping[str, Any],
     out_dir: Path,
 ) -> dict[str, float]:
-    """One range test per optimizer; its plot in ``out_dir/<optimizer>/lr_find.png``."""
+    """One range test per optimizer; its plot in ``out_dir/<optimizer>/lr_find.png``. The sweep
+    process then hands back the GPU memory and the GPU claim the tests took: the trials need them."""
+    from sweepkit.devices import release_device
     from sweepkit.lr_find import RangeTestFailed, find_lr
     from sweepkit.tracking import NoTracker
 
     centres = {}
-    for name in optimizers:
-        cfg = range_test_config(compose, [*fixed_overrides, f"{OPTIMIZER}={name}"], settings, out_dir / name)
-        try:
-            result = find_lr(cfg, make_tracker=NoTracker)
-        except RangeTestFailed as err:
-            raise RangeTestError(f"the LR range test for optimizer={name} failed: {err}") from err
-        centres[name] = result.suggestions[settings["suggestion"]].reference_lr
-        log.info("LR range test, optimizer %s at batch size %d: %s lr %.3g (plot %s)",
-                 name, cfg.data.batch_size, settings["suggestion"], centres[name], result.plot)
+    try:
+        for name in optimizers:
+            cfg = range_test_config(compose, [*fixed_overrides, f"{OPTIMIZER}={name}"], settings, out_dir / name)
+            try:
+                result = find_lr(cfg, make_tracker=NoTracker)
+            except RangeTestFailed as err:
+                raise RangeTestError(f"the LR range test for optimizer={name} failed: {err}") from err
+            centres[name] = result.suggestions[settings["suggestion"]].reference_lr
+            log.info("LR range test, optimizer %s at batch size %d: %s lr %.3g (plot %s)",
+                     name, cfg.data.batch_size, settings["suggestion"], centres[name], result.plot)
+    finally:
+        release_device()
     return centres
 
 

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from sweepkit import studies
 from sweepkit.studies import StudySummary
-from sweepkit.tracking import open_experiment, param_items, resolve_store
+from sweepkit.tracking import open_experiment, param_items, resolve_store, tracker_names
 
 log = logging.getLogger("sweepkit")
 
@@ -27,7 +27,7 @@ class ParentRun:
     @classmethod
     def open(cls, tracking: Mapping[str, Any], launch_dir: Path, study: optuna.Study, params: Mapping[str, Any]) -> ParentRun | None:
         """Create (or reopen) the tracking database, experiment and parent run before any trial."""
-        if tracking["backend"] != "mlflow":
+        if "mlflow" not in tracker_names(tracking):
             return None
         uri, artifact_location = resolve_store(tracking["uri"], launch_dir)
         client, experiment_id = open_experiment(uri, tracking["experiment"], tracking.get("artifact_location") or artifact_location)

@@ -36,6 +36,7 @@ class SweepSettings:
     lr_range_test: dict[str, Any]
     heartbeat_interval: float
     grace_period: float
+    trials_per_gpu: int | None  # parallel trials per GPU of this machine (None: no cap)
 
     @classmethod
     def check(cls, settings: Mapping[str, Any]) -> SweepSettings:
@@ -53,6 +54,8 @@ class SweepSettings:
             raise ConfigError(key + "grace_period", grace, f"must exceed heartbeat_interval={heartbeat}")
         if settings["direction"] is not None and settings["directions"] is not None:
             raise ConfigError(key + "directions", settings["directions"], "and hydra.sweeper.direction cannot both be set")
+        per_gpu = settings["trials_per_gpu"]
+        per_gpu = integer(key + "trials_per_gpu", per_gpu, at_least=1) if per_gpu is not None else None
         build_optuna_part("sampler", settings["sampler"])  # built here only to check it
         build_optuna_part("pruner", settings["pruner"])
         search = settings["custom_search_space"]
@@ -64,6 +67,7 @@ class SweepSettings:
             custom_search_space=_method(key + "custom_search_space", search) if search else None,
             enqueue_trials=[dict(point) for point in enqueue], max_failure_rate=max_failure_rate,
             lr_range_test=dict(_plain(settings["lr_range_test"])), heartbeat_interval=heartbeat, grace_period=grace,
+            trials_per_gpu=per_gpu,
         )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from sweepkit import sweep_grids
 
@@ -72,6 +73,9 @@ class SweepkitSweeperConf:
     enqueue_trials: list[Any] | None = None
     # stop the sweep once more than max_failure_rate * n_trials trials have failed (0: first failure)
     max_failure_rate: float = 0.2
+    # parallel trials per GPU when trials train on this machine's GPUs (joblib, submitit_local):
+    # n_jobs is capped at GPUs x trials_per_gpu, each trial claims its own GPU; null: no cap
+    trials_per_gpu: int | None = 1
     # centre the optimizer.lr search on an LR range test: hydra.sweeper.lr_range_test.enabled=true
     lr_range_test: LrRangeTestConf = field(default_factory=LrRangeTestConf)
     # seconds between liveness marks of running trials
@@ -86,3 +90,14 @@ class SweepkitSweeperConf:
 
 ConfigStore.instance().store(group="hydra/sweeper", name="sweepkit", node=SweepkitSweeperConf, provider="sweepkit")
 sweep_grids.register()  # ${sweepkit.log_grid:...} in presets resolve from the first compose on
+
+
+def _visible_gpus() -> int:
+    from sweepkit.devices import visible_gpu_count  # imports torch: only when a config asks
+
+    return visible_gpu_count()
+
+
+# ${sweepkit.visible_gpus:}: the GPUs this process sees (conf/hydra/launcher/submitit_local_gpus.yaml
+# gives each job all of them); registered here because Hydra imports every plugin module at start
+OmegaConf.register_new_resolver("sweepkit.visible_gpus", _visible_gpus, replace=True)
