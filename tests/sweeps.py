@@ -3,10 +3,13 @@ Optuna storage, MLflow store and output folders it left behind."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +37,36 @@ def sweep_env() -> dict[str, str]:
     return env
 
 
-def run_sweep(cwd: Path, *overrides: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+_EMPTY_STORE: list[Path] = []
+
+
+def empty_store() -> Path:
+    """An empty MLflow database with its schema, made once per test session: creating a store runs
+    MLflow's schema migrations (about 5 s on 2 cores), which a sweep test needs done, not timed."""
+    if not _EMPTY_STORE:
+        from mlflow import MlflowClient
+
+        folder = Path(tempfile.mkdtemp(prefix="sweepkit-empty-store-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+        _EMPTY_STORE.append(folder / "mlflow.db")
+    return _EMPTY_STORE[0]
+
+
+def _prepare_store(cwd: Path, overrides: tuple[str, ...], fresh_store: bool) -> None:
+    """The launch directory's default store (``mlflow.db``), copied from :func:`empty_store`, unless the
+    test creates it (``fresh_store``), tracks elsewhere or not at all, or resumes into an existing one."""
+    elsewhere = any(o.startswith(("tracking=", "tracking.uri=", "-c", "--config")) and "mlflow" not in o for o in overrides)
+    if fresh_store or elsewhere or (cwd / "mlflow.db").exists():
+        return
+    shutil.copy(empty_store(), cwd / "mlflow.db")
+
+
+def run_sweep(
+    cwd: Path, *overrides: str, timeout: float = 300, check: bool = True, fresh_store: bool = False
+) -> subprocess.CompletedProcess:
     """``sweepkit-train -m <overrides>`` in ``cwd``; its output is kept for the assertion message."""
+    _prepare_store(cwd, overrides, fresh_store)
     done = subprocess.run(
         [str(TRAIN), "-m", *overrides], cwd=cwd, env=sweep_env(), capture_output=True, text=True, timeout=timeout
     )
@@ -44,8 +75,9 @@ def run_sweep(cwd: Path, *overrides: str, timeout: float = 300, check: bool = Tr
     return done
 
 
-def start_sweep(cwd: Path, *overrides: str) -> subprocess.Popen:
+def start_sweep(cwd: Path, *overrides: str, fresh_store: bool = False) -> subprocess.Popen:
     """The sweep as a background process (its own process group, so it can be killed whole)."""
+    _prepare_store(cwd, overrides, fresh_store)
     return subprocess.Popen(
         [str(TRAIN), "-m", *overrides], cwd=cwd, env=sweep_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,

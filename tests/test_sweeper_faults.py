@@ -66,7 +66,7 @@ def test_a_corrupt_journal_line_is_one_line_and_nothing_is_appended(tmp_path):
 @pytest.mark.parametrize("name", ["../../../../tmp/sweepkit-escape", "x" * 300, "'données'"], ids=["traversal", "overlong", "unicode"])
 def test_a_study_name_that_cannot_be_a_folder_is_refused_before_anything_is_made(name, tmp_path):
     # One line, exit 2, and nothing created: no journal, no MLflow store, no sweep folder, no file outside.
-    done = run_sweep(tmp_path, *QUICK, f"hydra.sweeper.study_name={name}", check=False)
+    done = run_sweep(tmp_path, *QUICK, f"hydra.sweeper.study_name={name}", check=False, fresh_store=True)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("sweepkit-train: error: hydra.sweeper.study_name=")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -104,6 +104,7 @@ def test_two_workers_on_one_study_never_try_the_same_point(storage, tmp_path):
 STOPPABLE = [
     *FAST_SEARCH, "trainer.max_epochs=5", "data.batch_size=16", "hydra.sweeper.pruner=NopPruner", "hydra.sweeper.n_trials=3",
     "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3600",  # a re-run that waited for it would time out
+    "hydra.sweeper.n_jobs=1",  # one trial at a time, so that each moment below is one moment (in parallel: see the joblib test)
 ]
 
 
@@ -123,8 +124,11 @@ MOMENTS = {  # when to send the signal, judged from the study the running sweep 
 }
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("moment", MOMENTS)
+# each moment once, the two signals taking turns (both take the same path: SweepStop, then the job's handler)
+SIGNAL_AT = {"start-up": signal.SIGTERM, "mid-trial": signal.SIGINT, "last epoch": signal.SIGTERM, "between trials": signal.SIGINT}
+
+
+@pytest.mark.parametrize(("moment", "signum"), SIGNAL_AT.items(), ids=[f"{m}-{s.name}" for m, s in SIGNAL_AT.items()])
 def test_a_stop_signal_at_any_moment_ends_clean_and_the_rerun_finishes_at_once(moment, signum, tmp_path):
     # The sweep stops within seconds with the signal's exit status; nothing is left RUNNING but a trial
     # marked preempted and released; the parent run ends KILLED; the same command then finishes the
@@ -162,9 +166,12 @@ def test_a_stop_signal_at_any_moment_ends_clean_and_the_rerun_finishes_at_once(m
         assert child.info.status == "FINISHED" and "error" not in child.data.tags and child.data.tags["optuna.state"] == "COMPLETE"
 
 
-def test_stopping_a_sweep_stops_its_joblib_workers(tmp_path):
-    # SIGTERM to the sweep process alone (not its group): its workers stop their trials and exit too.
-    process = start_sweep(tmp_path, *STOPPABLE, "tracking=none", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_stopping_a_parallel_sweep_stops_its_joblib_workers_and_the_rerun_resumes_their_trials(tmp_path):
+    # The default on 2+ cores (joblib workers, a trial per core). SIGTERM to the sweep process alone
+    # (not its group): its workers stop their trials and exit too; the same command resumes them.
+    parallel = [o for o in STOPPABLE if o != "hydra.sweeper.n_jobs=1"]
+    process = start_sweep(tmp_path, *parallel, "tracking=none")
     wait_for(lambda: MOMENTS["mid-trial"](*_progress(tmp_path)), every=0.05)
     workers = psutil.Process(process.pid).children(recursive=True)
     assert workers
@@ -175,6 +182,12 @@ def test_stopping_a_sweep_stops_its_joblib_workers(tmp_path):
     assert not alive, [p.cmdline() for p in alive]
     running = only_study(tmp_path).get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     assert running and all(t.system_attrs.get(studies.RELEASED) for t in running)
+
+    run_sweep(tmp_path, *parallel, "tracking=none")
+    study = only_study(tmp_path)
+    assert len(finished(study)) == 3 and len(study.trials) == 3, states(study)  # resumed under their numbers
+    for trial in finished(study):
+        assert sorted(trial.intermediate_values) == list(range(1, 6)), trial.number  # each epoch reported once
 
 
 # -- a changed search space -----------------------------------------------------------------------------
@@ -222,7 +235,7 @@ BAD_SWEEP_INPUTS = [
 @pytest.mark.parametrize(("overrides", "message"), BAD_SWEEP_INPUTS, ids=[" ".join(o) for o, _ in BAD_SWEEP_INPUTS])
 def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(overrides, message, tmp_path):
     # Checked before any study, run or checkpoint exists.
-    done = run_sweep(tmp_path, *QUICK, *overrides, check=False)
+    done = run_sweep(tmp_path, *QUICK, *overrides, check=False, fresh_store=True)
     err = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith(("[", " ", "warnings"))]
     assert done.returncode == 2, done.stderr[-2000:]
     assert err[-1].startswith("sweepkit-train: error: ") and message in err[-1], err

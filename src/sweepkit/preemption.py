@@ -44,10 +44,15 @@ def _is_sweepkit_handler(handler: object) -> bool:
 
 
 @contextlib.contextmanager
-def on_preemption(on_signal: Callable[[int], None]) -> Iterator[Handover]:
+def on_preemption(
+    on_signal: Callable[[int], None], on_stopped: Callable[[Handover], None] | None = None
+) -> Iterator[Handover]:
     """Within this block the first stop signal calls ``on_signal(signum)`` (which raises the flag the
-    code polls, or raises to stop at once); when the block has stopped, the signal's previous handler
-    runs, if it is a program's own (submitit's, the sweep's)."""
+    code polls, or raises to stop at once). When the block has stopped, ``on_stopped(handover)`` does the
+    job's bookkeeping while sweepkit's handler still holds the signals (a repeat of the request, say the
+    sweep forwarding what the job already got, would otherwise find the default action and kill the job
+    before its trial is marked); then the signal's previous handler runs, if it is a program's own
+    (submitit's, the sweep's)."""
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     received: list[int] = []
     first_at: list[float] = []
@@ -62,17 +67,29 @@ def on_preemption(on_signal: Callable[[int], None]) -> Iterator[Handover]:
         first_at.append(time.monotonic())
         on_signal(signum)
 
+    def stopped() -> Callable | None:
+        """The handler to chain to, once the bookkeeping is done (None: none of a program's own)."""
+        chained = previous.get(received[0])
+        if not callable(chained) or chained is signal.default_int_handler:
+            chained = None
+        handover.requeued = chained is not None and not _is_sweepkit_handler(chained)
+        if on_stopped is not None:
+            on_stopped(handover)
+        return chained
+
     for sig in STOP_SIGNALS:
         signal.signal(sig, handle)
     try:
         yield handover
     except BaseException:
+        chained = stopped() if received else None
         _restore(previous)
-        chained = previous.get(received[0]) if received else None
-        if callable(chained) and chained is not signal.default_int_handler:
-            handover.requeued = not _is_sweepkit_handler(chained)
+        if chained is not None:
             chained(received[0], None)
         raise
+    else:
+        if received:
+            stopped()
     finally:
         _restore(previous)
 

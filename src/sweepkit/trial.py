@@ -218,19 +218,22 @@ def _alive(study: optuna.Study, trial: SweepTrial, interval: float) -> Iterator[
         if not trial.polled:
             raise Stopped(signum)
 
+    def mark_preempted(handover) -> None:
+        # Released: no handler of a scheduler takes the job over to requeue it, so the next sweep
+        # run may adopt the trial at once instead of waiting for its heartbeat to age.
+        stop.set()
+        thread.join()
+        studies.mark_preempted(study._storage, trial_id, released=not handover.requeued)
+
     studies.record_heartbeat(study._storage, trial_id)
     thread = threading.Thread(target=beat, name="sweepkit-trial-heartbeat", daemon=True)
     thread.start()
     try:
-        with on_preemption(on_signal) as handover:
+        with on_preemption(on_signal, on_stopped=mark_preempted):
             yield
     finally:
         stop.set()
         thread.join()
-        if trial.stop_signal is not None:
-            # Released: no handler of a scheduler took the job over to requeue it, so the next
-            # sweep run may adopt the trial at once instead of waiting for its heartbeat to age.
-            studies.mark_preempted(study._storage, trial_id, released=not handover.requeued)
 
 
 class _ChildRun:
