@@ -102,3 +102,28 @@ def test_states_from_another_kind_of_device_are_reported_not_raised():
     generator = torch.Generator().manual_seed(5)
     assert checkpoint.restore_rng(saved, {"device": generator}, torch.device("cpu")) == ["the device generator"]
     assert torch.equal(torch.rand(3, generator=generator), torch.rand(3, generator=torch.Generator().manual_seed(5)))
+
+
+def test_a_background_save_writes_the_state_as_it_was_when_saved(tmp_path):
+    # The loop goes on training while the file is written: what lands is the state at the save, the
+    # later of two saves to one path wins, and every file is there once wait() returns.
+    writer = checkpoint.CheckpointWriter()
+    weights = torch.zeros(1000)
+    writer.save({"model": {"w": weights}, "loop": {"epoch": 1}}, tmp_path / "best.pt")
+    weights += 1  # the next step changes the weights in place
+    writer.save({"model": {"w": weights}, "loop": {"epoch": 2}}, tmp_path / "last.pt")
+    writer.save({"model": {"w": weights}, "loop": {"epoch": 3}}, tmp_path / "last.pt")
+    writer.wait()
+    assert checkpoint.load(tmp_path / "best.pt")["model"]["w"].sum() == 0
+    assert checkpoint.load(tmp_path / "last.pt")["loop"]["epoch"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_a_background_write_that_fails_raises_at_the_wait(tmp_path):
+    # A checkpoint that cannot be written stops the run as an inline write would, not silently.
+    (tmp_path / "file").write_text("not a folder")
+    writer = checkpoint.CheckpointWriter()
+    writer.save({"model": {}, "loop": {}}, tmp_path / "file" / "last.pt")
+    with pytest.raises(OSError):
+        writer.wait()
+    writer.wait()  # the error is raised once

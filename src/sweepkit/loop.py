@@ -220,6 +220,7 @@ class TrainingLoop:
         self.train_batches, self.val_batches = train_batches, val_batches
         self.generators, self.grad_clip_norm = generators, grad_clip_norm
         self.checkpoint_dir, self.checkpoint_extra = checkpoint_dir, dict(checkpoint_extra or {})
+        self.checkpoints = checkpoint.CheckpointWriter()
         self.state = LoopState()
         self.best_model_state: dict[str, torch.Tensor] | None = None
         self.noise_probe = noise_probe
@@ -300,6 +301,7 @@ class TrainingLoop:
 
         ``stop_requested`` is polled between batches and after each epoch's bookkeeping (log, best
         checkpoint, pruning report, last checkpoint), which therefore happens whole or not at all.
+        The checkpoints are written in the background and are all on disk when this returns or raises.
         """
         tracker, reporter, progress = tracker or NullTracker(), reporter or NeverPrune(), progress or SilentProgress()
         stop_requested = stop_requested or (lambda: False)
@@ -337,6 +339,7 @@ class TrainingLoop:
                     raise StopRequested(f"stop requested after epoch {state.epoch}")
         finally:
             progress.close()
+            self.checkpoints.wait()
         return state
 
     def _track_best(self, objective: Objective, value: float) -> None:
@@ -370,7 +373,7 @@ class TrainingLoop:
     def save(self, name: str) -> Path | None:
         if self.checkpoint_dir is None:
             return None
-        return checkpoint.save_atomic(self.state_dict(), self.checkpoint_dir / name)
+        return self.checkpoints.save(self.state_dict(), self.checkpoint_dir / name)
 
     def load_state_dict(self, state: Mapping[str, Any], best_model: Mapping[str, torch.Tensor] | None) -> list[str]:
         """Continue from a checkpoint written by :meth:`save` (and the best weights, if known); returns
