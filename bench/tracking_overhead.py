@@ -28,9 +28,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from common import alternate, ratio, summary  # noqa: E402
-from conftest import compose_config  # noqa: E402  (the real config tree, as the tests compose it)
+from sweepkit.train import compose as compose_config  # noqa: E402  (the real config tree, as the command composes it)
 
 import sweepkit.plots  # noqa: E402  (the learning-curve PNG is timed where training draws it)
 from sweepkit.tracking import build_tracker  # noqa: E402

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+
+from sweepkit.train import compose
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -41,11 +42,7 @@ def shipped_options(group: str) -> list[str]:
 
 def compose_config(overrides: list[str], output_dir: Path | None) -> DictConfig:
     """The real config tree composed as sweepkit-train would, with ``output_dir`` set for tests."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.output_dir = str(output_dir) if output_dir is not None else None
-    return cfg
+    return compose(overrides, output_dir)
 
 
 @pytest.fixture

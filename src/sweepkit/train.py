@@ -28,6 +28,19 @@ log = logging.getLogger("sweepkit")
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # absolute: found from any working directory
 
 
+def compose(overrides: list[str], output_dir: str | Path | None = None) -> DictConfig:
+    """The training config as ``sweepkit-train <overrides>`` composes it, writing into ``output_dir``
+    (None: no files), for ``run(cfg)`` from Python, the tests and the benchmarks."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = hydra_compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.output_dir = str(output_dir) if output_dir is not None else None
+    return cfg
+
+
 def summarize(cfg: DictConfig, metrics: dict) -> None:
     """The short final summary: best objective, test metrics, checkpoint, MLflow run id."""
     names = objective_metrics(cfg.objective.metric)
