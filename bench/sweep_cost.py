@@ -52,9 +52,11 @@ def floor(seed: int, n_trials: int) -> None:
     """The in-process loop (run in a child process of its own, so that imports count as for the command)."""
     import optuna
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
-    from hydra_plugins.sweepkit_sweeper._impl import suggest
+    from hydra_plugins.sweepkit_sweeper._impl import LR, suggest
     from hydra_plugins.sweepkit_sweeper._search_space import params_as_overrides, parse_search_space
+    from sweepkit.optuna_parts import build_optuna_part
     from sweepkit.train import CONFIG_DIR
     from sweepkit.training import run
 
@@ -62,12 +64,14 @@ def floor(seed: int, n_trials: int) -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         preset = compose("train", overrides=[f"hparams_search={PRESET}"], return_hydra_config=True).hydra.sweeper
         distributions, _ = parse_search_space(params_as_overrides(dict(preset.params)))
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=preset.sampler.n_startup_trials)
-        pruner = optuna.pruners.MedianPruner(preset.pruner.n_startup_trials, preset.pruner.n_warmup_steps)
+        # built as the sweeper builds them (its defaults, constant_liar among them), so that both draw the same trials
+        sampler = build_optuna_part("sampler", OmegaConf.to_container(preset.sampler), seed=seed)
+        pruner = build_optuna_part("pruner", OmegaConf.to_container(preset.pruner))
         study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
 
         def objective(trial: optuna.Trial) -> float:
-            params = {name: suggest(trial, name, d) for name, d in distributions.items()}
+            # in the sweeper's order (the lr last: a centred lr range depends on the optimizer drawn)
+            params = {name: suggest(trial, name, distributions[name]) for name in sorted(distributions, key=lambda n: n == LR)}
             cfg = compose("train", overrides=[f"hparams_search={PRESET}", "tracking=none", "trainer.progress=none", "output_dir=null",
                                               *(f"{k}={v}" for k, v in params.items())])
 
