@@ -13,7 +13,7 @@ from sweepkit.batching import DeviceBatches
 from sweepkit.datasets import TensorSplit
 from sweepkit.devices import Precision
 from sweepkit.loop import NeverPrune, Objective, TrainingLoop
-from sweepkit.progress import SilentProgress
+from sweepkit.progress import LogProgress, SilentProgress
 from sweepkit.training import build
 
 
@@ -37,7 +37,8 @@ class RecordingTracker:
 
 
 def test_no_host_sync_per_training_step(make_cfg, monkeypatch):
-    # Reading a loss (.item()) syncs with the device; the loop may do it once an epoch, not per batch.
+    # Reading a loss (.item()) syncs with the device; the loop may do it once an epoch and once per
+    # divergence check (every divergence_check_s), not per batch.
     # (Optimizers read their CPU step counters with .item(); only the loop's own reads count here.)
     loop = build(make_cfg("data.batch_size=16"), output_dir=None).loop
     assert len(loop.train_batches) > 50
@@ -50,8 +51,8 @@ def test_no_host_sync_per_training_step(make_cfg, monkeypatch):
         return real_item(tensor)
 
     monkeypatch.setattr(torch.Tensor, "item", counting_item)
-    loop.train_epoch(SilentProgress())
-    assert len(calls) == 1
+    _, seconds = loop.train_epoch(SilentProgress())
+    assert len(calls) <= 1 + seconds / loop.divergence_check_s < len(loop.train_batches)
 
 
 def test_reporter_sees_each_epoch_objective_and_can_prune(make_cfg):
@@ -148,3 +149,29 @@ def test_out_of_memory_in_evaluation_names_the_eval_batch_size():
     state = loop.fit(2, Objective("val/acc", "max"))
     assert state.stop_reason == "oom" and "in evaluation at data.eval_batch_size=64: lower data.eval_batch_size" in state.stop_detail
     assert loop.model.training, "the model is back in training mode"
+
+
+class NonFiniteAfter(nn.Module):
+    """A loss that turns NaN from the ``after``-th call on, counting the steps it saw."""
+
+    def __init__(self, loss_fn: nn.Module, after: int) -> None:
+        super().__init__()
+        self.loss_fn, self.after, self.calls = loss_fn, after, 0
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        loss = self.loss_fn(output, target)
+        return loss * math.nan if self.calls >= self.after else loss
+
+
+@pytest.mark.parametrize("progress", [SilentProgress(), LogProgress(every_s=3600)])
+def test_a_non_finite_loss_stops_the_epoch_whatever_the_display(make_cfg, progress):
+    # Divergence is the loop's own check, not the display's: with no display (or one that asks for a value
+    # once an hour) the epoch still stops at the first check after the loss turned NaN.
+    loop = build(make_cfg("data.batch_size=16"), output_dir=None).loop
+    loop.divergence_check_s = 0.0  # a check after every step, so the test does not hang on the clock
+    loop.loss_fn = NonFiniteAfter(loop.loss_fn, after=3)
+    assert len(loop.train_batches) > 50
+    mean, _ = loop.train_epoch(progress)
+    assert not math.isfinite(mean)
+    assert loop.loss_fn.calls == 3, "steps trained after the loss turned non-finite"

@@ -1,8 +1,9 @@
 """The training loop. It knows nothing of Hydra, MLflow or Optuna: it talks to a tracker and a
 pruning reporter through the two small Protocols below.
 
-The step never syncs with the device: losses are summed on the device and read once per epoch, or
-when the progress display asks for a value (at most a few times a second). With fp16 that takes an
+The step never syncs with the device: losses are summed on the device and read once per epoch, and
+in the epoch at most a few times a second: when the loop checks for divergence (every
+``DIVERGENCE_CHECK_S``, whatever the display) or the progress display asks for a value. With fp16 that takes an
 optimizer that reads GradScaler's found-inf flag on the device itself (torch's fused ones); with any
 other, the scaler reads the flag on the host every step.
 """
@@ -26,6 +27,10 @@ from sweepkit.datasets import Task
 from sweepkit.devices import DeviceOutOfMemory, Precision, free_memory, out_of_memory_note
 from sweepkit.progress import EpochProgress, SilentProgress
 from sweepkit.tasks import GPU_MAX_MEMORY, NOISE_SCALE
+
+# How often (seconds) an epoch reads its running loss to stop at a non-finite one: often enough that a
+# diverged run stops at once, rarely enough that the read (a device sync) costs nothing measurable.
+DIVERGENCE_CHECK_S = 0.5
 
 StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "oom", "interrupted"]
 
@@ -224,24 +229,28 @@ class TrainingLoop:
         self.state = LoopState()
         self.best_model_state: dict[str, torch.Tensor] | None = None
         self.noise_probe = noise_probe
+        self.divergence_check_s = DIVERGENCE_CHECK_S
 
     # -- one epoch -------------------------------------------------------------------------------
     def train_epoch(self, progress: EpochProgress, stop_requested: Callable[[], bool] = lambda: False) -> tuple[float, float]:
-        """Train over all batches; returns (mean loss, seconds). Stops early if the loss blows up."""
+        """Train over all batches; returns (mean loss, seconds). A non-finite loss ends the epoch at the
+        next divergence check (within ``divergence_check_s``), whatever the progress display."""
         self.forward_model.train()
         loss_sum = torch.zeros((), device=self.device)
         seen = pending = 0
         start = time.perf_counter()
+        next_check = start + self.divergence_check_s
         try:
             for x, y in self.train_batches:
                 if stop_requested():
                     raise StopRequested("stop requested mid-epoch: the epoch is dropped")
                 self.train_batch(x, y, loss_sum)
                 seen, pending = seen + len(y), pending + 1
-                if progress.wants_update():  # the only in-epoch sync, a few times a second at most
+                now = time.perf_counter()
+                if now >= next_check or progress.wants_update():  # the only in-epoch syncs, a few a second at most
                     mean = loss_sum.item() / seen
                     progress.advance(pending, mean)
-                    pending = 0
+                    pending, next_check = 0, now + self.divergence_check_s
                     if not math.isfinite(mean):
                         break
         except torch.OutOfMemoryError:
