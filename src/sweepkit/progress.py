@@ -1,4 +1,5 @@
-"""Progress output: a rich bar on a terminal, plain periodic log lines in cluster logs."""
+"""Progress output: a rich bar on a terminal, plain periodic log lines in cluster logs; for a run's
+epochs (:func:`build_progress`) and for a sweep's trials (:class:`SweepProgress`)."""
 
 from __future__ import annotations
 
@@ -120,3 +121,34 @@ def build_progress(mode: str, log_every_s: float) -> EpochProgress:
     if mode == "auto":
         mode = "bar" if sys.stdout.isatty() else "log"
     return {"bar": BarProgress, "log": lambda: LogProgress(log_every_s), "none": SilentProgress}[mode]()
+
+
+class SweepProgress:
+    """A sweep's console: its lines (one per finished trial, the closing summary) printed as they come
+    and, on a terminal only, a bar of finished trials under them (rich; never in a log file)."""
+
+    def __init__(self, total: int, done: int, bar: bool | None = None) -> None:
+        self.bar = None
+        if sys.stdout.isatty() if bar is None else bar:
+            self.bar = Progress(
+                TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
+                TimeElapsedColumn(), transient=True,
+            )
+            self.task = self.bar.add_task("trials", total=total, completed=done, best="-")
+            self.bar.start()
+
+    def line(self, text: str) -> None:
+        """One line above the bar (or on stdout as it is); thread-safe, as trials end on threads."""
+        if self.bar is not None:
+            self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(text, flush=True)
+
+    def advance(self, finished: int, best: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=finished, best=best)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

@@ -96,6 +96,8 @@ def train_trial(cfg: DictConfig, trial: SweepTrial, choices: Mapping[str, str]) 
     with open_dict(cfg):
         if cfg.trainer.resume is None:
             cfg.trainer.resume = "auto"
+        if cfg.trainer.progress == "auto":  # epochs as lines in the trial's log file; the sweep shows the bar
+            cfg.trainer.progress = "log"
     metrics = run(
         cfg, make_tracker=trial_tracker(cfg, trial), reporter=EpochReporter(trial), choices=choices,
         run_name=f"trial-{trial.number}-{default_run_name(cfg, group_choices(cfg, choices))}", stop_requested=trial.stop_requested,

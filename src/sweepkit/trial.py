@@ -121,9 +121,19 @@ class TrialTask:
 
         hydra_cfg = HydraConfig.get()
         make_launch_dir_importable(Path(hydra_cfg.runtime.cwd))  # the user's modules, in every worker
+        keep_info_in_log_file()
         with trial_scope(hydra_cfg.sweeper) as trial:
             trial.value = outcome(trial, self.task_function(cfg))
         return trial.value
+
+
+def keep_info_in_log_file() -> None:
+    """A trial's INFO lines (every epoch of it) go to its job's log file alone (Hydra's job logging writes
+    ``<job>.log`` in the trial's folder); its console handlers keep warnings and errors. The sweep's
+    console then holds one line per trial, the sweeper's, however many epochs and trials run."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(max(handler.level, logging.WARNING))
 
 
 def outcome(trial: SweepTrial, value: Any) -> float | list[float]:

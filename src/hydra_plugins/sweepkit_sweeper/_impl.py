@@ -26,7 +26,7 @@ from typing import Any
 import optuna
 from hydra.core.plugins import Plugins
 from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn, JobStatus, configure_log
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -41,10 +41,11 @@ from hydra_plugins.sweepkit_sweeper._search_space import as_record, check_unchan
 from hydra_plugins.sweepkit_sweeper._settings import SweepSettings
 from hydra_plugins.sweepkit_sweeper._slots import Slots
 from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
-from sweepkit import journal, scaling_law, studies
+from sweepkit import journal, scaling_law, studies, sweep_summary
 from sweepkit.errors import ConfigError, RunFailed, one_of, writable_folder
 from sweepkit.optuna_parts import build_optuna_part
 from sweepkit.preemption import SweepStop
+from sweepkit.progress import SweepProgress
 from sweepkit.tasks import objective_metrics, objective_modes
 from sweepkit.trial import TrialStopped, TrialTask
 
@@ -67,6 +68,15 @@ def runs_in_process(launcher: DictConfig) -> bool:
     """Whether a launcher runs its jobs in the sweep's own process (then one at a time)."""
     target = launcher.get("_target_")
     return target == BASIC_LAUNCHER or (target == JOBLIB_LAUNCHER and launcher.get("n_jobs") == 1)
+
+
+def quiet_launcher(launcher: Any) -> None:
+    """A launcher's INFO lines ("Launching jobs, sweep output dir ...", "#0 : <overrides>", joblib's
+    "is launching 1 jobs") come with every trial and say less than its trial line: warnings only.
+    A trial's overrides stay in its folder (``.hydra/overrides.yaml``)."""
+    module = type(launcher).__module__
+    name = ".".join(module.split(".")[:2]) if module.startswith("hydra_plugins.") else module  # the plugin's package
+    logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class SweepFailed(RunFailed):
@@ -142,6 +152,7 @@ class SweepkitSweeperImpl(Sweeper):
         self.asynchronous = self.n_jobs > 1 and not runs_in_process(config.hydra.launcher)
         # Every job runs the app's task as a trial (sweepkit.trial), in whatever process the launcher uses.
         self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=TrialTask(task_function))
+        quiet_launcher(self.launcher)
 
     def _gpu_capped(self, config: DictConfig, n_jobs: int) -> int:
         """No more parallel trials than ``trials_per_gpu`` per GPU of this machine that they train on:
@@ -172,6 +183,7 @@ class SweepkitSweeperImpl(Sweeper):
             self.parent_run_id = parent.run_id if parent else None
             self._write_study_file(plan)
             self._log_start(study, plan)
+            self.console = SweepProgress(self.settings.n_trials, studies.summarize(study).finished)
             status = "FAILED"
             try:
                 self._run_trials(study, plan)
@@ -180,6 +192,7 @@ class SweepkitSweeperImpl(Sweeper):
                 status = "KILLED"
                 raise
             finally:
+                self.console.close()
                 self._finish(study, parent, status, plan)
 
     # -- step 1: every check, nothing written --------------------------------------------------------
@@ -503,6 +516,8 @@ class SweepkitSweeperImpl(Sweeper):
         except Exception as err:  # a worker process died, or the launcher itself failed
             launch_error = f"{type(err).__name__}: {err}"
             log.error("launcher failed for trials %s: %s", [t.number for t in trials], launch_error)
+        if runs_in_process(self.config.hydra.launcher):  # the job set up its own logging here (its log file): undo
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         for i, trial in enumerate(trials):
             heartbeat.trial_ids.discard(studies.trial_id(study, trial.number))
             self._settle(study, trial.number, returns[i] if i < len(returns) else None, launch_error)
@@ -545,22 +560,11 @@ class SweepkitSweeperImpl(Sweeper):
             close_child(uri, run_id, reason)
 
     def _log_progress(self, study: optuna.Study, number: int) -> None:
-        """One line per finished trial: number, state, value, best so far, elapsed time."""
+        """One line per finished trial (its state, value, the best so far: sweepkit.sweep_summary)."""
         trial = study.get_trials(deepcopy=False)[number]
-        value = "-" if trial.values is None else ", ".join(f"{v:.4f}" for v in trial.values)
-        detail = trial.user_attrs.get(studies.PRUNE_REASON) or trial.user_attrs.get(studies.FAIL_REASON) or ""
-        if trial.state == TrialState.PRUNED:
-            detail = f"{detail} at epoch {trial.user_attrs.get(studies.PRUNED_EPOCH, '?')}"
-        elif trial.state == TrialState.RUNNING:
-            detail = "stopped: resumes on the next run"
         summary = studies.summarize(study)
-        best = f"{summary.best_values[0]:.4f} (trial {summary.best_number})" if summary.best_values else "-"
-        elapsed = time.monotonic() - self.start_time
-        log.info(
-            "trial %d %s value %s %s| best %s | %d/%d finished | %dm%02ds",
-            number, trial.state.name, value, f"[{detail.strip()[:80]}] " if detail.strip() else "", best,
-            summary.finished, self.settings.n_trials, elapsed // 60, elapsed % 60,
-        )
+        self.console.line(sweep_summary.trial_line(trial, summary, self.settings.n_trials, time.monotonic() - self.start_time))
+        self.console.advance(summary.finished, sweep_summary.best_so_far(summary))
 
     # -- the end -------------------------------------------------------------------------------------
     def _finish(self, study: optuna.Study, parent: ParentRun | None, status: str, plan: Plan) -> None:
@@ -570,13 +574,6 @@ class SweepkitSweeperImpl(Sweeper):
             summary = studies.summarize(study)
             artifacts = save_plots(study, plan.sweep_dir / "plots") + [save_results(study, plan.sweep_dir / "optimization_results.yaml")]
             scaling = scaling_law.at_sweep_end(study, plan.sweep_dir / "plots", str(self.config.get("objective", {}).get("metric", "value")))
-            if summary.best_values is not None:
-                best = study.best_trial
-                log.info("best trial %d: %s = %s  params %s", best.number, "value", best.value, best.params)
-            log.info(
-                "trials %s | epochs run %d of %d budgeted (%.0f%% saved by pruning)",
-                summary.counts, summary.epochs_run, summary.epochs_budget, 100 * summary.epochs_saved_share,
-            )
             if parent is not None:
                 parent.log_summary(summary, self.settings.n_trials, artifacts + ([scaling.plot] if scaling and scaling.plot else []))
                 if scaling is not None:
@@ -586,3 +583,16 @@ class SweepkitSweeperImpl(Sweeper):
         finally:
             if parent is not None:
                 parent.end(status)
+        self._print_summary(study, parent, plan)
+
+    def _print_summary(self, study: optuna.Study, parent: ParentRun | None, plan: Plan) -> None:
+        """The closing lines: best value by its metric's name and params, trials by state, epochs saved,
+        and where to look (sweep folder, MLflow parent run and UI, the report command)."""
+        objective = self.config.get("objective")
+        names = sweep_summary.metric_names(study, objective_metrics(objective.metric) if objective is not None else None)
+        where = sweep_summary.Where(plan.sweep_dir, plan.launch_dir)
+        if parent is not None:
+            where.mlflow_uri, where.parent_run_id = study.user_attrs.get(studies.MLFLOW_URI), parent.run_id
+            where.mlflow_experiment_id = study.user_attrs.get(studies.MLFLOW_EXPERIMENT_ID)
+        for line in sweep_summary.closing_lines(study, studies.summarize(study), names, where):
+            self.console.line(line)
