@@ -2,6 +2,7 @@
 their config folder (--config-dir / -cd / -cp), their modules imported from the launch directory,
 their search files, their own Hydra app under the sweepkit sweeper, and sweepkit-init's scaffold."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -179,6 +180,6 @@ def test_sweepkit_init_makes_a_project_whose_sweep_reaches_n_trials(tmp_path):
        "trainer.max_epochs=2", "tracking=none")
     assert len(finished(only_study(project))) == 3
     report = sh(project, "sweepkit-report", "multirun/tiny_search")
-    assert "best: trial" in report.stdout
+    assert re.search(r"^best \S+ [\d.]+ \(trial \d+\)$", report.stdout, re.M)
     again = sh(tmp_path, "sweepkit-init", "proj", check=False)
     assert again.returncode == 2 and "never overwrites" in again.stderr

@@ -1,6 +1,7 @@
 """The sweepkit sweeper end to end: real sweeps (subprocesses), real Optuna journal, real MLflow store,
 real Hydra launchers. Each test states the rule it checks."""
 
+import re
 import os
 import signal
 import time
@@ -286,7 +287,7 @@ def test_report_shows_trials_best_and_saved_epochs(tmp_path):
         [str(TRAIN.with_name("sweepkit-report")), f"multirun/{study.study_name}"], cwd=tmp_path, env=sweep_env(),
         capture_output=True, text=True, check=True,
     ).stdout
-    assert f"best: trial {study.best_trial.number}" in report
+    assert re.search(rf"^best \S+ {study.best_value:.4f} \(trial {study.best_trial.number}\)$", report, re.M)
     summary = studies.summarize(study)
     assert f"epochs run {summary.epochs_run} of {summary.epochs_budget} budgeted" in report
     assert "optimizer.lr" in report and "COMPLETE" in report

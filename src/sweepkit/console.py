@@ -155,6 +155,23 @@ def exit_with_one_line(prog: str, err: BaseException) -> None:
     sys.exit(status)
 
 
+def one_line_errors(prog: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """For a console script without Hydra (argparse): every known error it raises, wherever, leaves
+    through :func:`exit_with_one_line`, as a Hydra script's do in :func:`run_console_script`."""
+
+    def wrap(main: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(main)
+        def script(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return main(*args, **kwargs)
+            except (Exception, KeyboardInterrupt) as err:
+                exit_with_one_line(prog, err)
+
+        return script
+
+    return wrap
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise Stopped(signum)
 

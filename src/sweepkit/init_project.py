@@ -13,7 +13,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from sweepkit.console import exit_with_one_line
+from sweepkit.console import one_line_errors
 from sweepkit.errors import ConfigError
 
 TEMPLATE = Path(__file__).resolve().parent / "project_template"
@@ -36,16 +36,13 @@ def write_project(target: Path) -> list[Path]:
     return [target / f for f in files]
 
 
+@one_line_errors("sweepkit-init")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sweepkit-init", description=__doc__.splitlines()[0])
     parser.add_argument("dir", help="the folder to make the project in (made if missing)")
     args = parser.parse_args(argv)
     target = Path(args.dir)
-    try:
-        written = write_project(target)
-    except ConfigError as err:
-        exit_with_one_line("sweepkit-init", err)
-    for path in written:
+    for path in write_project(target):
         print(f"wrote {path}")
     print(f"next: cd {target} && sweepkit-train -m --config-dir conf hparams_search=tiny_search")
 

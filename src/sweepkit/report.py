@@ -15,8 +15,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from sweepkit import journal, pruning_audit, scaling_law, studies
-from sweepkit.console import exit_with_one_line
+from sweepkit import journal, pruning_audit, scaling_law, studies, sweep_summary
+from sweepkit.console import one_line_errors
 from sweepkit.errors import ConfigError
 
 STATE_STYLES = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan", "WAITING": "dim"}
@@ -63,23 +63,15 @@ def trials_table(study) -> Table:
 
 
 def report(study, console: Console) -> None:
-    """Print the table, the best trial and the epochs run against the budget."""
+    """Print the table, the best trial and the epochs run against the budget, in the words of the
+    sweep's own closing summary (sweepkit.sweep_summary)."""
     console.print(trials_table(study))
     summary = studies.summarize(study)
-    counts = ", ".join(f"{state} {n}" for state, n in sorted(summary.counts.items()))
-    console.print(f"trials: {counts}")
-    if summary.best_number is not None:
-        best = study.best_trial
-        console.print(f"best: trial {best.number}  value {best.value:.4f}  params {best.params}")
-    elif len(study.directions) > 1:
-        console.print(f"Pareto front: trials {[t.number for t in study.best_trials]}")
-    if summary.epochs_budget:
-        console.print(
-            f"epochs run {summary.epochs_run} of {summary.epochs_budget} budgeted "
-            f"(n_trials x max_epochs): pruning saved {100 * summary.epochs_saved_share:.0f}%"
-        )
+    lines = [*sweep_summary.best_lines(study, summary, sweep_summary.metric_names(study)), sweep_summary.counts_line(summary)]
+    console.print("\n".join(lines), highlight=False, markup=False)
 
 
+@one_line_errors("sweepkit-report")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sweepkit-report", description=__doc__.splitlines()[0])
     parser.add_argument("target", help="a sweep folder (multirun/<study>) or a study name")
@@ -91,13 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = open_study(*locate(args.target, args.storage))
-        if args.scaling and not scaling_law.searched(study):
-            raise ConfigError("--scaling", f"(study {study.study_name})", "needs trials that searched both data.batch_size "
-                              "and optimizer.lr with one objective (hparams_search=scaling_law does)")
-    except ConfigError as err:
-        exit_with_one_line("sweepkit-report", err)
+    study = open_study(*locate(args.target, args.storage))
+    if args.scaling and not scaling_law.searched(study):
+        raise ConfigError("--scaling", f"(study {study.study_name})", "needs trials that searched both data.batch_size "
+                          "and optimizer.lr with one objective (hparams_search=scaling_law does)")
     console = Console(width=200)
     report(study, console)
     extras(study, console, args.scaling, Path(args.target))
@@ -113,7 +102,7 @@ def extras(study, console: Console, scaling: bool, target: Path) -> None:
         try:
             outcome = scaling_law.analyse(study, folder / "lr_vs_batch.png")
         except scaling_law.ScalingError as err:
-            exit_with_one_line("sweepkit-report", ConfigError("--scaling", f"(study {study.study_name})", str(err)))
+            raise ConfigError("--scaling", f"(study {study.study_name})", str(err)) from err
         console.print("\n".join(outcome.lines), highlight=False, markup=False)
         if outcome.plot is not None:
             console.print(f"plot: {outcome.plot}", highlight=False, markup=False)

@@ -84,6 +84,8 @@ def counts_line(summary: StudySummary) -> str:
     """``trials COMPLETE 7, PRUNED 2, FAIL 1 | epochs run 31 of 50 budgeted (38% saved by pruning)``."""
     others = [s for s in sorted(summary.counts) if s not in SHOWN_STATES and summary.counts[s]]
     counts = ", ".join(f"{state} {summary.counts.get(state, 0)}" for state in (*SHOWN_STATES, *others))
+    if not summary.epochs_budget:  # a task that reports no epochs
+        return f"trials {counts}"
     return (
         f"trials {counts} | epochs run {summary.epochs_run} of {summary.epochs_budget} budgeted "
         f"({100 * summary.epochs_saved_share:.0f}% saved by pruning)"

@@ -128,12 +128,32 @@ class TrialTask:
 
 
 def keep_info_in_log_file() -> None:
-    """A trial's INFO lines (every epoch of it) go to its job's log file alone (Hydra's job logging writes
-    ``<job>.log`` in the trial's folder); its console handlers keep warnings and errors. The sweep's
-    console then holds one line per trial, the sweeper's, however many epochs and trials run."""
-    for handler in logging.getLogger().handlers:
+    """A trial's INFO lines (every epoch of it) and tracebacks go to its job's log file alone (Hydra's job
+    logging writes ``<job>.log`` in the trial's folder); its console keeps warnings and errors, one line
+    each. The sweep's console then holds one line per trial, however many epochs and trials run."""
+    root = logging.getLogger()
+    log_files = [h.baseFilename for h in root.handlers if isinstance(h, logging.FileHandler)]
+    for handler in root.handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(max(handler.level, logging.WARNING))
+            if log_files:
+                handler.setFormatter(_TracebackInLogFile(handler.formatter or logging.Formatter(), log_files[0]))
+
+
+class _TracebackInLogFile(logging.Formatter):
+    """A console formatter that names the log file instead of printing the traceback it holds."""
+
+    def __init__(self, inner: logging.Formatter, log_file: str) -> None:
+        super().__init__()
+        self.inner, self.log_file = inner, log_file
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text:
+            error = record.exc_info[1] if record.exc_info else None
+            message = f"{record.getMessage()}: {type(error).__name__}: {error}" if error is not None else record.getMessage()
+            record = logging.makeLogRecord({**record.__dict__, "msg": f"{message} (traceback in {self.log_file})", "args": None,
+                                            "exc_info": None, "exc_text": None})
+        return self.inner.format(record)
 
 
 def outcome(trial: SweepTrial, value: Any) -> float | list[float]:
