@@ -1,6 +1,9 @@
 """console.py, the console scripts' shell: arguments Hydra alone would refuse."""
 
-from sweepkit.console import inspect_sweep_args
+import pytest
+
+from sweepkit.console import inspect_sweep_args, one_line_errors
+from sweepkit.errors import ConfigError
 
 
 def test_multirun_with_cfg_becomes_the_multirun_mode_override():
@@ -11,3 +14,18 @@ def test_multirun_with_cfg_becomes_the_multirun_mode_override():
 def test_other_arguments_pass_unchanged():
     for argv in (["-m", "seed=1,2"], ["--cfg", "job"], ["trainer=debug"]):
         assert inspect_sweep_args(argv) == argv
+
+
+@pytest.mark.parametrize("err, line, status", [
+    (ConfigError("DIR", "x", "already holds README.md"), "tool: error: DIR=x already holds README.md", 2),
+    (KeyboardInterrupt(), "tool: error: interrupted", 130),
+])
+def test_a_script_without_hydra_leaves_through_the_one_line_exit(err, line, status, capsys):
+    # argparse scripts (sweepkit-report, sweepkit-init): whatever known error their body raises is one line and its status.
+    @one_line_errors("tool")
+    def main():
+        raise err
+
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == status and capsys.readouterr().err.strip() == line

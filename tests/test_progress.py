@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from sweepkit.errors import ConfigError
-from sweepkit.progress import BarProgress, LogProgress, build_progress, format_metrics
+from sweepkit.progress import BarProgress, LogProgress, SweepProgress, build_progress, format_metrics
 
 
 def test_auto_picks_log_lines_when_stdout_is_not_a_tty(capsys):
@@ -40,3 +40,22 @@ def test_unknown_progress_mode_lists_the_choices():
 
 def test_format_metrics_suits_each_metric():
     assert format_metrics({"train/samples_per_s": 1234.56, "lr": 0.00012345}) == "train/samples_per_s 1234.6  lr 0.000123"
+
+
+def test_a_sweep_shows_no_bar_when_stdout_is_not_a_terminal(capsys):
+    # In a log file (Slurm, nohup, a pipe) a bar is escape codes: the sweep's lines come plain.
+    progress = SweepProgress(total=3, done=0)
+    progress.line("trial 0 COMPLETE value 0.5000")
+    progress.advance(1, "0.5000")
+    progress.close()
+    assert progress.bar is None and capsys.readouterr().out == "trial 0 COMPLETE value 0.5000\n"
+
+
+def test_a_sweeps_bar_counts_finished_trials():
+    progress = SweepProgress(total=3, done=1, bar=True)
+    try:
+        progress.advance(2, "0.9000")
+        task = progress.bar.tasks[0]
+        assert (task.completed, task.total, task.fields["best"]) == (2, 3, "0.9000")
+    finally:
+        progress.close()

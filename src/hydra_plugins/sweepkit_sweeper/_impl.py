@@ -70,12 +70,15 @@ def runs_in_process(launcher: DictConfig) -> bool:
     return target == BASIC_LAUNCHER or (target == JOBLIB_LAUNCHER and launcher.get("n_jobs") == 1)
 
 
-def quiet_launcher(launcher: Any) -> None:
+def quiet_launcher(launcher: Any, verbose: Any) -> None:
     """A launcher's INFO lines ("Launching jobs, sweep output dir ...", "#0 : <overrides>", joblib's
-    "is launching 1 jobs") come with every trial and say less than its trial line: warnings only.
-    A trial's overrides stay in its folder (``.hydra/overrides.yaml``)."""
+    "is launching 1 jobs") come with every trial and say less than its trial line: warnings only, unless
+    ``hydra.verbose`` asks for them. A trial's overrides stay in its folder (``.hydra/overrides.yaml``)."""
     module = type(launcher).__module__
     name = ".".join(module.split(".")[:2]) if module.startswith("hydra_plugins.") else module  # the plugin's package
+    asked = [verbose] if isinstance(verbose, str) else list(verbose) if not isinstance(verbose, bool) else []
+    if verbose is True or any(name.startswith(str(n)) or str(n).startswith(name) for n in asked):
+        return
     logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -152,7 +155,7 @@ class SweepkitSweeperImpl(Sweeper):
         self.asynchronous = self.n_jobs > 1 and not runs_in_process(config.hydra.launcher)
         # Every job runs the app's task as a trial (sweepkit.trial), in whatever process the launcher uses.
         self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=TrialTask(task_function))
-        quiet_launcher(self.launcher)
+        quiet_launcher(self.launcher, config.hydra.verbose)
 
     def _gpu_capped(self, config: DictConfig, n_jobs: int) -> int:
         """No more parallel trials than ``trials_per_gpu`` per GPU of this machine that they train on:
