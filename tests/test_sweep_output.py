@@ -85,7 +85,9 @@ def test_the_summary_tells_best_params_counts_and_where_to_look(sweep):
     assert found["mlflow"][0] == f"mlflow {uri} parent run {parent}"
     assert found["mlflow"][1].startswith(f"mlflow ui --backend-store-uri {uri} ")
     command = shlex.split(found["report"][0].removeprefix("report "))
-    report = subprocess.run([str(TRAIN.with_name(command[0])), *command[1:]], cwd=cwd, env=sweep_env(), capture_output=True, text=True)
+    report = subprocess.run(
+        [str(TRAIN.with_name(command[0])), *command[1:]], cwd=cwd, env=sweep_env(), capture_output=True, text=True
+    )
     assert report.returncode == 0 and re.search(rf"^best \S+ {best.value:.4f} \(trial {best.number}\)$", report.stdout, re.M)
 
 

@@ -44,7 +44,8 @@ def test_the_summary_names_the_metric_and_comes_in_its_order(study, tmp_path):
     assert lines[2] == "trials COMPLETE 2, PRUNED 1, FAIL 1 | epochs run 7 of 9 budgeted (22% saved by pruning)"
     assert lines[3] == "results multirun/s"
     assert lines[4] == "mlflow sqlite:////x/mlflow.db parent run abc123"
-    assert lines[5].startswith("mlflow ui --backend-store-uri sqlite:////x/mlflow.db ") and "#/experiments/7/runs/abc123" in lines[5]
+    assert lines[5].startswith("mlflow ui --backend-store-uri sqlite:////x/mlflow.db ")
+    assert "#/experiments/7/runs/abc123" in lines[5]
     assert lines[6] == "report sweepkit-report multirun/s"
 
 

@@ -98,7 +98,7 @@ def extras(study, console: Console, scaling: bool, target: Path) -> None:
     if audited is not None:
         console.print("\n".join(pruning_audit.describe(audited)), highlight=False, markup=False)
     if scaling:
-        folder = target / "plots" if (target / "study.yaml").is_file() else Path.cwd()
+        folder = target / sweep_summary.PLOTS_FOLDER if (target / "study.yaml").is_file() else Path.cwd()
         try:
             outcome = scaling_law.analyse(study, folder / "lr_vs_batch.png")
         except scaling_law.ScalingError as err:

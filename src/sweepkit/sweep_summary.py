@@ -12,15 +12,18 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import optuna
-from optuna.trial import FrozenTrial, TrialState
+from typing import TYPE_CHECKING
 
 from sweepkit import studies
 from sweepkit.studies import StudySummary
 
+if TYPE_CHECKING:  # Optuna is imported where a study is opened, not by importing this
+    import optuna
+    from optuna.trial import FrozenTrial
+
 SHOWN_STATES = ("COMPLETE", "PRUNED", "FAIL")  # always counted, zeros too; other states when present
-RESULT_FILES = ("optimization_results.yaml", "plots")  # what the sweep leaves in its folder to look at
+# What a sweep leaves in its folder to look at (the sweeper writes them under these names)
+RESULTS_FILE, PLOTS_FOLDER = "optimization_results.yaml", "plots"
 
 
 @dataclass
@@ -56,9 +59,9 @@ def best_so_far(summary: StudySummary) -> str:
 def trial_line(trial: FrozenTrial, summary: StudySummary, n_trials: int, elapsed_s: float) -> str:
     """``trial 3 PRUNED value - [pruner at epoch 2] | best 0.9167 (trial 2) | 4/10 finished | 0m12s``."""
     detail = trial.user_attrs.get(studies.PRUNE_REASON) or trial.user_attrs.get(studies.FAIL_REASON) or ""
-    if trial.state == TrialState.PRUNED:
+    if trial.state.name == "PRUNED":
         detail = f"{detail} at epoch {trial.user_attrs.get(studies.PRUNED_EPOCH, '?')}"
-    elif trial.state == TrialState.RUNNING:
+    elif trial.state.name == "RUNNING":
         detail = "stopped: resumes on the next run"
     detail = f"[{detail.strip()[:80]}] " if detail.strip() else ""
     best = f"{best_so_far(summary)} (trial {summary.best_number})" if summary.best_values else "-"
@@ -100,7 +103,11 @@ def _shown(path: Path, launch_dir: Path) -> str:
 def where_lines(where: Where) -> list[str]:
     """``results <folder>``, the MLflow parent run and its UI (when tracked), the report command."""
     folder = _shown(where.sweep_dir, where.launch_dir)
-    present = [name + ("/" if (where.sweep_dir / name).is_dir() else "") for name in RESULT_FILES if (where.sweep_dir / name).exists()]
+    present = [
+        name + ("/" if (where.sweep_dir / name).is_dir() else "")
+        for name in (RESULTS_FILE, PLOTS_FOLDER)
+        if (where.sweep_dir / name).exists()
+    ]
     lines = [f"results {folder}" + (f" ({', '.join(present)})" if present else "")]
     if where.mlflow_uri is not None and where.parent_run_id is not None:
         lines.append(f"mlflow {where.mlflow_uri} parent run {where.parent_run_id}")

@@ -575,8 +575,9 @@ class SweepkitSweeperImpl(Sweeper):
         parent run ends with ``status`` even if a second signal cuts the plots short."""
         try:
             summary = studies.summarize(study)
-            artifacts = save_plots(study, plan.sweep_dir / "plots") + [save_results(study, plan.sweep_dir / "optimization_results.yaml")]
-            scaling = scaling_law.at_sweep_end(study, plan.sweep_dir / "plots", str(self.config.get("objective", {}).get("metric", "value")))
+            plots = plan.sweep_dir / sweep_summary.PLOTS_FOLDER
+            artifacts = save_plots(study, plots) + [save_results(study, plan.sweep_dir / sweep_summary.RESULTS_FILE)]
+            scaling = scaling_law.at_sweep_end(study, plots, str(self.config.get("objective", {}).get("metric", "value")))
             if parent is not None:
                 parent.log_summary(summary, self.settings.n_trials, artifacts + ([scaling.plot] if scaling and scaling.plot else []))
                 if scaling is not None:
