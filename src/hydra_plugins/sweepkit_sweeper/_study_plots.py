@@ -172,7 +172,17 @@ def parallel_coordinate(study: optuna.Study) -> Figure:
     width = max(FIGURE_SIZE[0], 0.11 * sum(max(len(text), 8) for text in labels) + 2.5)  # ~0.11 in per character at 10 pt
     figure.set_size_inches(width, FIGURE_SIZE[1])
     ax.set_xticks(ax.get_xticks(), labels, rotation=0, ha="center")
-    ax.tick_params(axis="x", pad=14)  # clear of the bottom tick label of each parameter's axis
+    figure.tight_layout()
+    # each parameter's axis labels its lowest tick at the bottom edge: the names go below the lowest
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    ticks = [t for other in figure.axes[1:] for t in (*other.get_yticklabels(), *other.get_yticklabels(minor=True)) if t.get_visible() and t.get_text()]
+    ticks += [t for t in ax.get_yticklabels() if t.get_text()]
+    frame = ax.get_window_extent(renderer)
+    boxes = [t.get_window_extent(renderer) for t in ticks]
+    shown = [box for box in boxes if frame.y0 - 1 <= (box.y0 + box.y1) / 2 <= frame.y1 + 1]  # a log axis labels ticks out of view too
+    reach = frame.y0 - min((box.y0 for box in shown), default=frame.y0)
+    ax.tick_params(axis="x", pad=max(reach, 0) * 72 / figure.dpi + 4)
     figure.tight_layout()
     return figure
 
