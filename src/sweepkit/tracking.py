@@ -473,12 +473,13 @@ def end_child_run(run_id: str, status: Status, tags: Mapping[str, str], outcome:
 
 
 def name_outcome(client, run_id: str, outcome: str) -> None:
-    """Append how a trial ended to its run's name, ``trial-7-... (pruned at epoch 3)``: the runs
-    table's default columns show the name, while a pruned trial's status is FINISHED like a
-    completed one's (MLflow has no status for it) and tags sit in columns one must add."""
+    """Put how a trial ended at the front of its run's name (``pruned@3 trial-7-mlp-digits-...``),
+    where the runs table's narrow name column still shows it, a child run's indented most: a pruned
+    trial's status is FINISHED like a completed one's (MLflow has no status for it), and tags are
+    columns one must add. Sorting by name then gathers the pruned."""
     name = client.get_run(run_id).info.run_name or ""
-    if not name.endswith(f"({outcome})"):
-        client.update_run(run_id, name=f"{name} ({outcome})".strip())
+    if not name.startswith(f"{outcome} "):
+        client.update_run(run_id, name=f"{outcome} {name}".strip())
 
 
 def tracks_to_mlflow(cfg: Mapping[str, Any]) -> bool:

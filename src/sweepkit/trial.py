@@ -187,7 +187,7 @@ def _tell_pruned(trial: SweepTrial, child: _ChildRun) -> None:
     trial.set_user_attr(studies.PRUNE_REASON, trial.prune_reason)
     trial.study.tell(trial._trial, state=TrialState.PRUNED)
     child.end("FINISHED", {"optuna.state": "PRUNED", "optuna.pruned_epoch": str(epoch), "optuna.prune_reason": trial.prune_reason},
-              outcome=f"{'pruned' if trial.prune_reason == 'pruner' else trial.prune_reason} at epoch {epoch}")
+              outcome=f"{'pruned' if trial.prune_reason == 'pruner' else trial.prune_reason}@{epoch}")
     _told(trial, "PRUNED", {"optuna.pruned_epoch": epoch, "optuna.prune_reason": trial.prune_reason})
     log.info("trial %d PRUNED (%s) at epoch %d", trial.number, trial.prune_reason, epoch)
 
