@@ -265,4 +265,5 @@ def test_cli_prints_both_suggestions_and_the_line_to_paste(tmp_path, monkeypatch
     cli()
     out = capsys.readouterr().out
     assert "valley" in out and "steepest" in out and "paste: optimizer.lr=" in out
+    assert "mlflow run" not in out  # tracking=none: no MLflow run to name (not "mlflow run None")
     assert len(list(tmp_path.glob("lr_find/*/*/lr_find.png"))) == 1

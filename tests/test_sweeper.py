@@ -47,8 +47,18 @@ def _assert_study_mlflow_and_folders_agree(cwd, study, n_trials):
         if trial.state == TrialState.PRUNED:
             assert child.data.tags["optuna.pruned_epoch"] == str(trial.user_attrs[studies.PRUNED_EPOCH]) == str(epochs)
             assert child.data.tags["optuna.prune_reason"] == trial.user_attrs[studies.PRUNE_REASON]
+            reason = trial.user_attrs[studies.PRUNE_REASON]
+            marker = f"{'pruned' if reason == 'pruner' else reason}@{epochs}"
+            assert child.info.run_name.startswith(f"{marker} trial-{trial.number}-")  # told apart in the runs table by name
         else:
             assert trial.value == pytest.approx(child.data.metrics["best/val/acc"])
+            assert child.info.run_name.startswith(f"trial-{trial.number}-")
+    # the study, the parent run and the results file name the objective's metric
+    assert study.metric_names == ["val/acc"]
+    assert parent.data.params["objective"] == "val/acc maximize"
+    assert parent.data.metrics["best/val/acc"] == parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["metric"] == "val/acc" and results["best_value"] == pytest.approx(study.best_value)
     assert (sweep_dir / "optimization_results.yaml").exists() and (sweep_dir / "plots" / "optimization_history.png").exists()
 
 

@@ -375,6 +375,69 @@ def test_mlflow_ui_run_page_shows_the_run_in_a_browser(ui_server, served_run, tm
     assert screenshot.read_bytes().startswith(b"\x89PNG")
 
 
+# the sweep's parent row in the runs table, and the button that unfolds its trials' runs
+PARENT_CELL = "[...document.querySelectorAll('[role=gridcell]')].find(c => c.querySelector('a')?.textContent.startsWith('sweep-'))"
+# whether the first word ("pruned@N") of a run name that starts with PREFIX is in view in its cell (not cut by the ellipsis)
+MARKER_IN_VIEW = """(() => {
+  const link = [...document.querySelectorAll('[role=gridcell] a')].find(a => a.textContent.startsWith(PREFIX));
+  if (!link) return null;
+  const walker = document.createTreeWalker(link, NodeFilter.SHOW_TEXT); const node = walker.nextNode();
+  const range = document.createRange(); range.setStart(node, 0); range.setEnd(node, node.textContent.indexOf(' '));
+  return range.getBoundingClientRect().right <= link.closest('[role=gridcell]').getBoundingClientRect().right;
+})()"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium) for a headless look at the MLflow UI")
+def test_mlflow_ui_runs_table_tells_a_pruned_trial_from_a_finished_one(ui_server, tmp_path):
+    # A pruned trial's run is FINISHED, like a completed one's: in the runs table, its sweep's parent
+    # unfolded, the default columns still tell them apart, the pruned one's name showing pruned@<epoch>.
+    from browser import browse
+    from sweeps import FAST_SEARCH, MlflowView, run_sweep
+
+    url, launch, _ = ui_server
+    run_sweep(launch, *FAST_SEARCH, "tracking.experiment=sweep", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1",
+              "trainer.max_epochs=2", "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0",
+              "hydra.sweeper.enqueue_trials=[{optimizer: adam, optimizer.lr: 0.003, data.batch_size: 64, lr_scaling.rule: none},"
+              "{optimizer: sgd, optimizer.lr: 0.0001, data.batch_size: 256, lr_scaling.rule: none}]")
+    client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
+    view = MlflowView.read_client(client)
+    complete, pruned = view.child(0), view.child(1)
+    assert (complete.data.tags["optuna.state"], pruned.data.tags["optuna.state"]) == ("COMPLETE", "PRUNED")
+    assert complete.info.status == pruned.info.status == "FINISHED"
+    experiment_id = client.get_experiment_by_name("sweep").experiment_id
+
+    async def look(page):
+        await page.wait_for(f"!!{PARENT_CELL}?.querySelector('button')")
+        await page.evaluate(f"{PARENT_CELL}.querySelector('button').click()")
+        await page.wait_for("document.body.innerText.includes('trial-0')")
+        shot = await page.screenshot(tmp_path / "runs_table.png")
+        in_view = await page.evaluate(MARKER_IN_VIEW.replace("PREFIX", "'pruned@1 trial-1'"))
+        return await page.evaluate("document.body.innerText"), in_view, shot
+
+    text, marker_in_view, shot = browse(f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning", tmp_path / "profile", look)
+    names = [line for line in text.splitlines() if "trial-" in line]
+    assert pruned.info.run_name in names and pruned.info.run_name.startswith("pruned@1 trial-1-")
+    assert complete.info.run_name in names and complete.info.run_name.startswith("trial-0-")
+    assert marker_in_view  # the name column's width shows the marker, not an ellipsis in its place
+    assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_trial_run_ended_with_an_outcome_carries_it_in_its_name(store):
+    # A pruned trial's run is FINISHED like a completed one's: its name, which the runs table shows
+    # by default, says how it ended at its front (once, however often it is ended).
+    from sweepkit.tracking import end_child_run, name_outcome, open_child_run, open_experiment
+
+    client, experiment_id = open_experiment(store, "sweep", None)
+    parent = client.create_run(experiment_id, run_name="sweep-s").info.run_id
+    run_id = open_child_run(store, experiment_id, parent, "trial-1", {"optuna.trial_number": "1"}, None)
+    client.update_run(run_id, name="trial-1-mlp-digits-sgd")  # as the training run names it at start
+    end_child_run(run_id, "FINISHED", {"optuna.state": "PRUNED"}, "pruned@2")
+    name_outcome(client, run_id, "pruned@2")
+    found = client.get_run(run_id)
+    assert found.info.run_name == "pruned@2 trial-1-mlp-digits-sgd" and found.info.status == "FINISHED"
+
+
 def test_logged_checkpoint_is_a_copy_that_no_later_write_to_the_run_folder_changes(make_cfg, store, tmp_path):
     # The MLflow artifact is a file of its own (a copy, or a reflink where the file system clones):
     # writing over the run folder's last.pt in place, as `cp other.pt last.pt` does, leaves it as logged.

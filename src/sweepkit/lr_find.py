@@ -343,7 +343,8 @@ def summarize(result: LrFindResult) -> None:
         result.valley.reference_lr, result.steepest.reference_lr,
     )
     log.info("plot %s", result.plot)
-    log.info("mlflow run %s", result.mlflow_run_id)
+    if result.mlflow_run_id is not None:  # tracking=none: no MLflow run to name
+        log.info("mlflow run %s", result.mlflow_run_id)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="lr_find")

@@ -15,7 +15,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from sweepkit import journal, pruning_audit, scaling_law, studies, sweep_summary
+from sweepkit import pruning_audit, scaling_law, studies, sweep_summary
 from sweepkit.console import one_line_errors
 from sweepkit.errors import ConfigError
 
@@ -109,18 +109,11 @@ def extras(study, console: Console, scaling: bool, target: Path) -> None:
 
 
 def open_study(name: str, url: str):
-    """The study to report on, read only: a journal that does not exist is not created, a corrupt one
-    is named by its line."""
-    import optuna
-
-    if "://" not in url:
-        if not Path(url).is_file():
-            raise ConfigError("--storage", url, "does not exist: run the report in the sweep's launch directory, or give the sweep folder or --storage")
-        journal.check(Path(url))
-    try:
-        return optuna.load_study(study_name=name, storage=studies.open_storage(url))
-    except KeyError:
-        raise ConfigError("study", name, f"is not in storage {url}") from None
+    """The study to report on, read only (``studies.load``): a journal that does not exist is not
+    created, a corrupt one is named by its line."""
+    if "://" not in url and not Path(url).is_file():
+        raise ConfigError("--storage", url, "does not exist: run the report in the sweep's launch directory, or give the sweep folder or --storage")
+    return studies.load(url, name)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,8 +114,86 @@ def _rdb_storage(url: str) -> BaseStorage:
     return RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
+def load(path_or_url: str | Path, name: str | None = None, launch_dir: Path | None = None) -> optuna.Study:
+    """Open a study from Python, as ``optuna.load_study`` cannot from a plain path: ``path_or_url`` is
+    a journal file (``optuna.journal``), a sweep folder (its ``study.yaml`` names study and storage),
+    or an Optuna RDB URL (``sqlite:///study.db``, ``postgresql://...``). ``name`` picks the study; None
+    takes the only one. Nothing is created: a missing journal or SQLite file is an error.
+
+        study = sweepkit.studies.load("multirun/lr_batch_optimizer")
+        study.trials_dataframe()
+    """
+    import optuna
+    import yaml
+
+    target = str(path_or_url)
+    folder = Path(target).expanduser()
+    if "://" not in target and folder.is_dir():
+        if not (folder / "study.yaml").is_file():
+            raise ConfigError("study", target, "is a folder without study.yaml: give a sweep folder, a journal file or a storage URL")
+        recorded = yaml.safe_load((folder / "study.yaml").read_text())
+        target, name = recorded["storage"], name or recorded["study_name"]
+    url = storage_url(target, launch_dir or Path.cwd())
+    local = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None if "://" in url else Path(url)
+    if local is not None and not local.is_file():
+        raise ConfigError("study", target, "does not exist: give a journal file (optuna.journal), a sweep folder or a storage URL")
+    if "://" not in url:
+        from sweepkit import journal
+
+        journal.check(Path(url))
+    storage = open_storage(url)
+    names = [n for n in study_names(storage) if not is_lock_study(n)]
+    if name is None and len(names) != 1:
+        raise ConfigError("name", None, f"must name one of the studies in {url}: {', '.join(names) or '(none)'}")
+    if name is not None and name not in names:
+        raise ConfigError("name", name, f"is not a study in {url}; it holds: {', '.join(names) or '(none)'}")
+    return optuna.load_study(study_name=name or names[0], storage=storage)
+
+
+def study_names(storage: BaseStorage) -> list[str]:
+    """The names of the studies in a storage, in the order they were made."""
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def name_metrics(study: optuna.Study, names: list[str]) -> None:
+    """Give the study its objective's metric names (``val/acc``), so Optuna's plots, optuna-dashboard
+    and the results file say them; a study made before names were recorded gets them now, and a
+    study that records others is refused (its values would be read under the wrong name)."""
+    from optuna.exceptions import ExperimentalWarning
+
+    recorded = study.metric_names
+    if recorded is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names(list(names))
+    elif list(recorded) != list(names):
+        raise ConfigError("objective.metric", names, f"differs from study {study.study_name}'s {recorded}; use a new study_name")
+
+
+def metric_names(study: optuna.Study) -> list[str]:
+    """The study's metric names, or Optuna's own generic ones for a study that has none."""
+    if study.metric_names is not None:
+        return list(study.metric_names)
+    return ["Objective Value"] if len(study.directions) == 1 else [f"Objective {i}" for i in range(len(study.directions))]
+
+
 LOCK_TAKEOVER_S = 120.0  # a lock held this long belongs to a process that died holding it
 LOCK_MARK = ":lock:"  # in the name of a study_mutex's sidecar study
+
+
+class _QuietLockStudies(logging.Filter):
+    """Drops Optuna's "A new study created ... with name: <study>:lock:<purpose>": a lock is no study."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return LOCK_MARK not in record.getMessage()
+
+
+def _quiet_lock_studies() -> None:
+    """Install the filter on the loggers of every storage that logs a study's creation (once)."""
+    for name in ("optuna.storages.journal._storage", "optuna.storages._rdb.storage", "optuna.storages._in_memory"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _QuietLockStudies) for f in logger.filters):
+            logger.addFilter(_QuietLockStudies())
 
 
 def is_lock_study(name: str) -> bool:
@@ -130,6 +210,7 @@ def study_mutex(study: optuna.Study, purpose: str, takeover_after: float = LOCK_
     from optuna.study import StudyDirection
 
     name = f"{study.study_name}{LOCK_MARK}{purpose}"
+    _quiet_lock_studies()
     waited_since = time.monotonic()
     while True:
         try:

@@ -455,18 +455,31 @@ def open_child_run(uri: str, experiment_id: str, parent_run_id: str, name: str, 
     return run_id
 
 
-def end_child_run(run_id: str, status: Status, tags: Mapping[str, str]) -> None:
-    """End a trial's child run (the active one) with ``status`` and the trial's outcome as tags."""
+def end_child_run(run_id: str, status: Status, tags: Mapping[str, str], outcome: str | None = None) -> None:
+    """End a trial's child run (the active one) with ``status`` and the trial's outcome as tags;
+    ``outcome`` (``pruned at epoch 3``, ``failed``) goes into the run's name (``name_outcome``)."""
     import mlflow
 
     client = mlflow.MlflowClient()
     for key, value in tags.items():
         client.set_tag(run_id, key, str(value)[:MAX_TAG_VALUE])
+    if outcome:
+        name_outcome(client, run_id, outcome)
     active = mlflow.active_run()
     if active is not None and active.info.run_id == run_id:
         mlflow.end_run(status)
     else:
         client.set_terminated(run_id, status)
+
+
+def name_outcome(client, run_id: str, outcome: str) -> None:
+    """Put how a trial ended at the front of its run's name (``pruned@3 trial-7-mlp-digits-...``),
+    where the runs table's narrow name column still shows it, a child run's indented most: a pruned
+    trial's status is FINISHED like a completed one's (MLflow has no status for it), and tags are
+    columns one must add. Sorting by name then gathers the pruned."""
+    name = client.get_run(run_id).info.run_name or ""
+    if not name.startswith(f"{outcome} "):
+        client.update_run(run_id, name=f"{outcome} {name}".strip())
 
 
 def tracks_to_mlflow(cfg: Mapping[str, Any]) -> bool:

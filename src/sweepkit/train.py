@@ -49,7 +49,8 @@ def summarize(cfg: DictConfig, metrics: dict) -> None:
     log.info("best %s (epoch %d of %d, %s)", best, metrics["best_epoch"], metrics["epochs_run"], metrics["stop_reason"])
     log.info("test %s", test or "(not run)")
     log.info("checkpoint %s", metrics["checkpoint"])
-    log.info("mlflow run %s", metrics["mlflow_run_id"])
+    if metrics["mlflow_run_id"] is not None:  # tracking=none or tensorboard alone: no MLflow run to name
+        log.info("mlflow run %s", metrics["mlflow_run_id"])
 
 
 def objective_value(cfg: DictConfig, metrics: dict) -> float | list[float]:

@@ -194,7 +194,7 @@ def trial_scope(sweeper: Mapping[str, Any]) -> Iterator[SweepTrial]:
         if trial.stop_signal is None:
             log.exception("trial %d failed", trial.number)  # the traceback lands in the job's log file
             studies.fail_trial(study, trial.frozen(), f"{type(err).__name__}: {err}")
-            child.end("FAILED", {"optuna.state": "FAIL", "error": f"{type(err).__name__}: {err}"})
+            child.end("FAILED", {"optuna.state": "FAIL", "error": f"{type(err).__name__}: {err}"}, outcome="failed")
             _told(trial, "FAIL", {})
             raise
         log.warning("trial %d stopped by signal %d: it stays RUNNING, marked preempted, to resume on the next run", trial.number, trial.stop_signal)
@@ -216,7 +216,8 @@ def _tell_pruned(trial: SweepTrial, child: _ChildRun) -> None:
     trial.set_user_attr(studies.PRUNED_EPOCH, epoch)
     trial.set_user_attr(studies.PRUNE_REASON, trial.prune_reason)
     trial.study.tell(trial._trial, state=TrialState.PRUNED)
-    child.end("FINISHED", {"optuna.state": "PRUNED", "optuna.pruned_epoch": str(epoch), "optuna.prune_reason": trial.prune_reason})
+    child.end("FINISHED", {"optuna.state": "PRUNED", "optuna.pruned_epoch": str(epoch), "optuna.prune_reason": trial.prune_reason},
+              outcome=f"{'pruned' if trial.prune_reason == 'pruner' else trial.prune_reason}@{epoch}")
     _told(trial, "PRUNED", {"optuna.pruned_epoch": epoch, "optuna.prune_reason": trial.prune_reason})
     log.info("trial %d PRUNED (%s) at epoch %d", trial.number, trial.prune_reason, epoch)
 
@@ -289,9 +290,9 @@ class _ChildRun:
         trial.set_user_attr(studies.MLFLOW_RUN_ID, trial.mlflow_run_id)
         return cls(trial.mlflow_run_id)
 
-    def end(self, status: str, tags: Mapping[str, str] | None = None) -> None:
+    def end(self, status: str, tags: Mapping[str, str] | None = None, outcome: str | None = None) -> None:
         if self.run_id is None:
             return
         from sweepkit.tracking import end_child_run
 
-        end_child_run(self.run_id, status, tags or {})
+        end_child_run(self.run_id, status, tags or {}, outcome)

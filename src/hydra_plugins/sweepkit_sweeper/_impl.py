@@ -288,6 +288,8 @@ class SweepkitSweeperImpl(Sweeper):
         existing = [d.name.lower() for d in study.directions]
         if existing != plan.directions:
             raise ConfigError("hydra.sweeper.direction", plan.directions, f"differs from study {plan.study_name}'s {existing}; use a new study_name")
+        if self.config.get("objective") is not None:  # another app's sweep may name no metric
+            studies.name_metrics(study, objective_metrics(self.config.objective.metric))
         recorded = study.user_attrs.get(studies.SEARCH_SPACE)
         if recorded is None:
             study.set_user_attr(studies.SEARCH_SPACE, as_record(plan.distributions))

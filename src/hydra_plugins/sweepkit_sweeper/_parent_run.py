@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from sweepkit import studies
 from sweepkit.studies import StudySummary
-from sweepkit.tracking import open_experiment, param_items, resolve_store, tracker_names
+from sweepkit.tracking import mlflow_key, name_outcome, open_experiment, param_items, resolve_store, tracker_names
 
 log = logging.getLogger("sweepkit")
 
@@ -21,8 +21,8 @@ log = logging.getLogger("sweepkit")
 class ParentRun:
     """One parent run per study, reused when the sweep resumes or another worker joins it."""
 
-    def __init__(self, client, run_id: str) -> None:
-        self.client, self.run_id = client, run_id
+    def __init__(self, client, run_id: str, metric_names: list[str]) -> None:
+        self.client, self.run_id, self.metric_names = client, run_id, metric_names
 
     @classmethod
     def open(cls, tracking: Mapping[str, Any], launch_dir: Path, study: optuna.Study, params: Mapping[str, Any]) -> ParentRun | None:
@@ -40,7 +40,7 @@ class ParentRun:
             client.update_run(run_id, status="RUNNING")
         study.set_user_attr(studies.MLFLOW_URI, uri)
         study.set_user_attr(studies.MLFLOW_EXPERIMENT_ID, experiment_id)
-        return cls(client, run_id)
+        return cls(client, run_id, studies.metric_names(study))
 
     @staticmethod
     def _existing(client, study: optuna.Study) -> str | None:
@@ -57,7 +57,7 @@ class ParentRun:
         from mlflow.entities import Param
 
         run = client.create_run(experiment_id, run_name=f"sweep-{study.study_name}", tags={"optuna.study": study.study_name, "sweepkit.role": "sweep"})
-        items = [Param(key, value) for key, value in param_items(params).items()]
+        items = [Param(key, value) for key, value in param_items({"objective": objective(study), **params}).items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per call
             client.log_batch(run.info.run_id, params=items[i : i + 100])
         study.set_user_attr(studies.MLFLOW_PARENT_RUN_ID, run.info.run_id)
@@ -72,7 +72,9 @@ class ParentRun:
         metrics.update({"trials_finished": summary.finished, "n_trials": n_trials, "epochs_run": summary.epochs_run,
                         "epochs_budget": summary.epochs_budget, "epochs_saved_share": summary.epochs_saved_share})
         if summary.best_values is not None:
-            metrics.update({"best_value": summary.best_values[0], "best_trial": summary.best_number})
+            # best_value for whoever reads it by that key; best/<metric> says which metric it is
+            metrics.update({"best_value": summary.best_values[0], mlflow_key(f"best/{self.metric_names[0]}"): summary.best_values[0],
+                            "best_trial": summary.best_number})
         step = summary.finished
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), 0, step) for k, v in metrics.items()])
         if summary.best_number is not None:
@@ -98,6 +100,11 @@ class ParentRun:
         self.client.set_terminated(self.run_id, status)
 
 
+def objective(study: optuna.Study) -> str:
+    """What the study optimizes, as the parent run's ``objective`` param: ``val/acc maximize``."""
+    return ", ".join(f"{name} {d.name.lower()}" for name, d in zip(studies.metric_names(study), study.directions))
+
+
 def close_child(client_uri: str, run_id: str, reason: str) -> None:
     """End a trial's child run that its process left RUNNING (it died): FAILED, with the reason."""
     from mlflow import MlflowClient
@@ -107,6 +114,7 @@ def close_child(client_uri: str, run_id: str, reason: str) -> None:
         if client.get_run(run_id).info.status == "RUNNING":
             client.set_tag(run_id, "optuna.state", "FAIL")
             client.set_tag(run_id, "error", reason[:8000])
+            name_outcome(client, run_id, "failed")
             client.set_terminated(run_id, "FAILED")
     except Exception as err:  # the store may be unreachable; the Optuna state is what counts
         log.warning("could not close MLflow run %s: %s", run_id, err)
