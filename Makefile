@@ -1,5 +1,5 @@
 # make run   : set up .venv (first time only) and train the default model on the bundled digits
-# make test  : set up .venv (first time only) and run the whole test suite
+# make test  : set up .venv (first time only), lint (ruff) and run the whole test suite, a test process per core
 # make bench : the speed benchmarks in bench/ (ratios against baselines measured in the same run)
 # make bench-gpu : the GPU benchmark (bench/gpu.py) on a CUDA machine
 
@@ -23,13 +23,16 @@ run: install
 	$(BIN)/sweepkit-train
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -n auto
 
 bench: install
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/tracking_overhead.py
 	$(BIN)/python bench/sweep_pruning.py
 	$(BIN)/python bench/scaling_law.py
+	$(BIN)/python bench/sweep_cost.py
 
 bench-gpu: install
 	$(BIN)/python bench/gpu.py

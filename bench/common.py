@@ -6,7 +6,9 @@ import statistics
 from collections.abc import Callable, Mapping
 
 
-def alternate(contenders: Mapping[str, Callable[[], float]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def alternate(
+    contenders: Mapping[str, Callable[[], float]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
     """Run each contender once per round, round after round, so drift hits them all alike.
 
     Each contender returns its own measurement (e.g. samples/s); warm-up rounds are discarded.

@@ -34,14 +34,14 @@ import torch
 from hydra import compose, initialize_config_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import alternate, ratio, summary  # noqa: E402
+from common import alternate, ratio, summary
 
-from sweepkit.devices import Precision  # noqa: E402
-from sweepkit.errors import ConfigError  # noqa: E402
-from sweepkit.loop import SkippedSteps, TrainingLoop  # noqa: E402
-from sweepkit.progress import SilentProgress  # noqa: E402
-from sweepkit.train import CONFIG_DIR  # noqa: E402
-from sweepkit.training import build  # noqa: E402
+from sweepkit.devices import Precision
+from sweepkit.errors import ConfigError
+from sweepkit.loop import SkippedSteps, TrainingLoop
+from sweepkit.progress import SilentProgress
+from sweepkit.train import CONFIG_DIR
+from sweepkit.training import build
 
 TRAIN = Path(sys.executable).with_name("sweepkit-train")
 
@@ -49,10 +49,20 @@ TRAIN = Path(sys.executable).with_name("sweepkit-train")
 def cnn_loop(device: str, precision: str, loader: str, n_samples: int, workers: int) -> TrainingLoop:
     """sweepkit's loop for the CNN on the synthetic set, exactly as ``sweepkit-train`` builds it."""
     overrides = [
-        "model=cnn", "model.dropout=0.0", "tracking=none", "trainer.progress=none", "output_dir=null",
-        f"trainer.device={device}", f"trainer.precision={'32' if precision == '16' and device == 'cpu' else precision}",
-        "data.name=synthetic", "data.batch_size=128", f"data.loader={loader}", f"data.num_workers={workers}",
-        "data.source._target_=synthetic.images", f"+data.source.n_samples={n_samples}", f"data.source.test_fraction={1 / 7}",
+        "model=cnn",
+        "model.dropout=0.0",
+        "tracking=none",
+        "trainer.progress=none",
+        "output_dir=null",
+        f"trainer.device={device}",
+        f"trainer.precision={'32' if precision == '16' and device == 'cpu' else precision}",
+        "data.name=synthetic",
+        "data.batch_size=128",
+        f"data.loader={loader}",
+        f"data.num_workers={workers}",
+        "data.source._target_=synthetic.images",
+        f"+data.source.n_samples={n_samples}",
+        f"data.source.test_fraction={1 / 7}",
     ]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
@@ -87,12 +97,32 @@ def sweep_wall(overrides: list[str]) -> tuple[float, str]:
     with tempfile.TemporaryDirectory(prefix="bench-gpu-sweep-") as folder:
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
         start = time.perf_counter()
-        done = subprocess.run([str(TRAIN), "-m", "hparams_search=lr_batch_optimizer", "model=cnn", "tracking=none",
-                               "trainer.progress=none", *overrides], cwd=folder, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                str(TRAIN),
+                "-m",
+                "hparams_search=lr_batch_optimizer",
+                "model=cnn",
+                "tracking=none",
+                "trainer.progress=none",
+                *overrides,
+            ],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"sweep failed:\n{done.stderr[-3000:]}")
-    epochs = next((line.split("] ", 1)[-1] for line in reversed(done.stderr.splitlines() + done.stdout.splitlines()) if "epochs run" in line), "")
+    epochs = next(
+        (
+            line.split("] ", 1)[-1]
+            for line in reversed(done.stderr.splitlines() + done.stdout.splitlines())
+            if "epochs run" in line
+        ),
+        "",
+    )
     return wall, epochs
 
 
@@ -115,23 +145,43 @@ def main() -> None:
             loops[label] = cnn_loop(device, precision, "device", n_samples, workers)
         except ConfigError as err:  # e.g. bf16 on a GPU older than Ampere
             print(f"  {label}: skipped ({err})")
-    report("1. CNN on 60,000 1x28x28, batch 128, device batches: precision",
-           alternate({k: epoch_rate(v) for k, v in loops.items()}, repeats), "fp32")
+    report(
+        "1. CNN on 60,000 1x28x28, batch 128, device batches: precision",
+        alternate({k: epoch_rate(v) for k, v in loops.items()}, repeats),
+        "fp32",
+    )
 
     paths = {"device": loops["fp32"], "dataloader": cnn_loop(device, "32", "dataloader", n_samples, workers)}
-    report(f"2. the same, fp32: device-resident batches against a DataLoader ({workers} workers)",
-           alternate({k: epoch_rate(v) for k, v in paths.items()}, repeats), "dataloader")
+    report(
+        f"2. the same, fp32: device-resident batches against a DataLoader ({workers} workers)",
+        alternate({k: epoch_rate(v) for k, v in paths.items()}, repeats),
+        "dataloader",
+    )
     del loops, paths
 
     n_trials = 2 if args.dry_run else args.n_trials
     budget = ["trainer.max_epochs=1"] if args.dry_run else []
     base = [f"hydra.sweeper.n_trials={n_trials}", *budget]
     # one GPU, trials one after another; the CPU as sweepkit runs it by default (a trial per core at once)
-    contenders = {"cuda": [*base, "trainer.device=cuda", "hydra.sweeper.n_jobs=1"], "cpu": [*base, "trainer.device=cpu"]} if device == "cuda" else {"cpu": base}
+    contenders = (
+        {
+            "cuda": [*base, "trainer.device=cuda", "hydra.sweeper.n_jobs=1"],
+            "cpu": [*base, "trainer.device=cpu"],
+        }
+        if device == "cuda"
+        else {"cpu": base}
+    )
     gpus = torch.cuda.device_count() if device == "cuda" else 0
     if gpus >= 2:
-        contenders[f"{gpus} GPUs"] = [*base, "trainer.device=cuda", "hydra/launcher=local_parallel", f"hydra.sweeper.n_jobs={gpus}"]
-    print(f"\n3. sweep of {n_trials} trials (hparams_search=lr_batch_optimizer model=cnn, digits, no tracking): wall s")
+        contenders[f"{gpus} GPUs"] = [
+            *base,
+            "trainer.device=cuda",
+            "hydra/launcher=local_parallel",
+            f"hydra.sweeper.n_jobs={gpus}",
+        ]
+    print(
+        f"\n3. sweep of {n_trials} trials (hparams_search=lr_batch_optimizer model=cnn, digits, no tracking): wall s"
+    )
     walls = {}
     for label, overrides in contenders.items():
         walls[label], epochs = sweep_wall(overrides)
@@ -139,7 +189,9 @@ def main() -> None:
     if "cuda" in walls:
         print(f"  cuda / cpu wall = {walls['cuda'] / walls['cpu']:.3f}x")
     if f"{gpus} GPUs" in walls:
-        print(f"  {gpus} GPUs / one GPU wall = {walls[f'{gpus} GPUs'] / walls['cuda']:.3f}x   (ideal {1 / gpus:.3f}x)")
+        print(
+            f"  {gpus} GPUs / one GPU wall = {walls[f'{gpus} GPUs'] / walls['cuda']:.3f}x   (ideal {1 / gpus:.3f}x)"
+        )
 
 
 if __name__ == "__main__":

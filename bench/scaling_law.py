@@ -43,14 +43,28 @@ def run_preset(optimizer: str, extra: list[str], keep: Path | None) -> tuple[lis
     with tempfile.TemporaryDirectory(prefix="scaling-law-") as scratch:
         folder = Path(scratch)
         name = f"bench-{optimizer}"
-        command = [str(TRAIN), "-m", PRESET, f"optimizer={optimizer}", f"hydra.sweeper.study_name={name}", "tracking=none",
-                   "trainer.progress=none", *extra]
+        command = [
+            str(TRAIN),
+            "-m",
+            PRESET,
+            f"optimizer={optimizer}",
+            f"hydra.sweeper.study_name={name}",
+            "tracking=none",
+            "trainer.progress=none",
+            *extra,
+        ]
         start = time.perf_counter()
         subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - start
-        study = optuna.load_study(study_name=name, storage=studies.open_storage(str(folder / "optuna.journal")))
-        outcome = scaling_law.analyse(study, folder / "multirun" / name / "plots" / "lr_vs_batch.png", "val/loss")
-        if keep is not None:  # the study too: sweepkit-report <name> --storage <keep>/<optimizer>.journal --scaling
+        study = optuna.load_study(
+            study_name=name, storage=studies.open_storage(str(folder / "optuna.journal"))
+        )
+        outcome = scaling_law.analyse(
+            study, folder / "multirun" / name / "plots" / "lr_vs_batch.png", "val/loss"
+        )
+        if (
+            keep is not None
+        ):  # the study too: sweepkit-report <name> --storage <keep>/<optimizer>.journal --scaling
             keep.mkdir(parents=True, exist_ok=True)
             shutil.copy(folder / "optuna.journal", keep / f"{optimizer}.journal")
             if outcome.plot is not None:
@@ -58,15 +72,28 @@ def run_preset(optimizer: str, extra: list[str], keep: Path | None) -> tuple[lis
         return outcome.lines, wall, outcome.fits
 
 
-def probe_overhead(optimizer: str, extra: list[str], rounds: int) -> dict[int, tuple[list[float], list[float], int, int]]:
+def probe_overhead(
+    optimizer: str, extra: list[str], rounds: int
+) -> dict[int, tuple[list[float], list[float], int, int]]:
     """Per batch size, over ``rounds`` whole runs of the preset's epochs: the probe's seconds over the
     epochs' seconds, one measurement's seconds over one epoch's, and epochs measured of epochs run."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         preset = compose("train", overrides=[PRESET, f"optimizer={optimizer}", *extra])
         out = {}
         for batch in preset.scaling_law.batch_sizes:
-            cfg = compose("train", overrides=[PRESET, f"optimizer={optimizer}", f"data.batch_size={batch}", "tracking=none",
-                                              "trainer.progress=none", "trainer.save_checkpoints=false", "output_dir=null", *extra])
+            cfg = compose(
+                "train",
+                overrides=[
+                    PRESET,
+                    f"optimizer={optimizer}",
+                    f"data.batch_size={batch}",
+                    "tracking=none",
+                    "trainer.progress=none",
+                    "trainer.save_checkpoints=false",
+                    "output_dir=null",
+                    *extra,
+                ],
+            )
             shares, singles, measured, epochs = [], [], 0, 0
             for _ in range(rounds):
                 setup = build(cfg, output_dir=None)
@@ -86,10 +113,16 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
-    parser.add_argument("--rounds", type=int, default=3, help="whole runs per batch size for the probe's cost")
-    parser.add_argument("--keep", type=Path, help="copy each optimizer's study journal and lr_vs_batch.png into this folder")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="whole runs per batch size for the probe's cost"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="copy each optimizer's study journal and lr_vs_batch.png into this folder"
+    )
     parser.add_argument("--skip-sweeps", action="store_true", help="only measure the probe's cost")
-    parser.add_argument("overrides", nargs="*", help="more overrides for the sweeps and the cost runs, e.g. model=cnn")
+    parser.add_argument(
+        "overrides", nargs="*", help="more overrides for the sweeps and the cost runs, e.g. model=cnn"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -97,21 +130,34 @@ def main() -> None:
         if args.skip_sweeps:
             break
         lines, wall, fits = run_preset(optimizer, args.overrides, args.keep)
-        print(f"=== {optimizer}: sweepkit-train -m {PRESET} optimizer={optimizer}  ({wall:.0f} s)", flush=True)
+        print(
+            f"=== {optimizer}: sweepkit-train -m {PRESET} optimizer={optimizer}  ({wall:.0f} s)", flush=True
+        )
         for fit in fits:
             law, brk = fit.law, fit.breakpoint
-            alpha = f"alpha {law.alpha:.2f} [{law.low:.2f}..{law.high:.2f}]  verdict {law.verdict}" if law else "no law"
+            alpha = (
+                f"alpha {law.alpha:.2f} [{law.low:.2f}..{law.high:.2f}]  verdict {law.verdict}"
+                if law
+                else "no law"
+            )
             noise = fit.noise_scale
-            print(f"summary: {alpha}  break {f'~{brk.batch_size:.0f}' if brk else 'none'}  "
-                  f"B_simple {'-' if noise is None else f'{noise:.3g}'}")
+            print(
+                f"summary: {alpha}  break {f'~{brk.batch_size:.0f}' if brk else 'none'}  "
+                f"B_simple {'-' if noise is None else f'{noise:.3g}'}"
+            )
         print("\n".join(lines), flush=True)
 
     for optimizer in args.optimizers:
         costs = probe_overhead(optimizer, args.overrides, args.rounds)
-        print(f"=== noise-scale probe, {optimizer}: its time / epoch time over whole runs (target <= 0.050), "
-              "one measurement / one epoch, epochs measured")
+        print(
+            f"=== noise-scale probe, {optimizer}: its time / epoch time over whole runs (target <= 0.050), "
+            "one measurement / one epoch, epochs measured"
+        )
         for batch, (shares, singles, measured, epochs) in costs.items():
-            print(f"  batch {batch:>4}: {spread(shares)}   one: {spread(singles)}   measured {measured}/{epochs}", flush=True)
+            print(
+                f"  batch {batch:>4}: {spread(shares)}   one: {spread(singles)}   measured {measured}/{epochs}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

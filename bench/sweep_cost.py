@@ -62,7 +62,9 @@ def floor(seed: int, n_trials: int) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        preset = compose("train", overrides=[f"hparams_search={PRESET}"], return_hydra_config=True).hydra.sweeper
+        preset = compose(
+            "train", overrides=[f"hparams_search={PRESET}"], return_hydra_config=True
+        ).hydra.sweeper
         distributions, _ = parse_search_space(params_as_overrides(dict(preset.params)))
         # built as the sweeper builds them (its defaults, constant_liar among them), so that both draw the same trials
         sampler = build_optuna_part("sampler", OmegaConf.to_container(preset.sampler), seed=seed)
@@ -71,9 +73,20 @@ def floor(seed: int, n_trials: int) -> None:
 
         def objective(trial: optuna.Trial) -> float:
             # in the sweeper's order (the lr last: a centred lr range depends on the optimizer drawn)
-            params = {name: suggest(trial, name, distributions[name]) for name in sorted(distributions, key=lambda n: n == LR)}
-            cfg = compose("train", overrides=[f"hparams_search={PRESET}", "tracking=none", "trainer.progress=none", "output_dir=null",
-                                              *(f"{k}={v}" for k, v in params.items())])
+            params = {
+                name: suggest(trial, name, distributions[name])
+                for name in sorted(distributions, key=lambda n: n == LR)
+            }
+            cfg = compose(
+                "train",
+                overrides=[
+                    f"hparams_search={PRESET}",
+                    "tracking=none",
+                    "trainer.progress=none",
+                    "output_dir=null",
+                    *(f"{k}={v}" for k, v in params.items()),
+                ],
+            )
 
             class Reporter:
                 def should_prune(self, epoch: int, value: float) -> bool:
@@ -98,8 +111,16 @@ def run_contender(name: str, seed: int, n_trials: int) -> Sweep:
         if extra is None:
             command = [sys.executable, __file__, "--floor", str(seed), "--n-trials", str(n_trials)]
         else:
-            command = [str(TRAIN), "-m", f"hparams_search={PRESET}", f"hydra.sweeper.n_trials={n_trials}",
-                       f"hydra.sweeper.sampler.seed={seed}", "hydra.sweeper.study_name=bench", "trainer.progress=none", *extra]
+            command = [
+                str(TRAIN),
+                "-m",
+                f"hparams_search={PRESET}",
+                f"hydra.sweeper.n_trials={n_trials}",
+                f"hydra.sweeper.sampler.seed={seed}",
+                "hydra.sweeper.study_name=bench",
+                "trainer.progress=none",
+                *extra,
+            ]
         start = time.perf_counter()
         done = subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -110,7 +131,9 @@ def run_contender(name: str, seed: int, n_trials: int) -> Sweep:
 
         from sweepkit import studies
 
-        study = optuna.load_study(study_name="bench", storage=studies.open_storage(str(Path(folder) / "optuna.journal")))
+        study = optuna.load_study(
+            study_name="bench", storage=studies.open_storage(str(Path(folder) / "optuna.journal"))
+        )
         return Sweep(wall, n_trials, studies.summarize(study).epochs_run, study.best_value)
 
 
@@ -123,7 +146,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n-trials", type=int, default=30)
-    parser.add_argument("--short", type=int, default=10, help="the smaller trial count of the fixed/marginal split")
+    parser.add_argument(
+        "--short", type=int, default=10, help="the smaller trial count of the fixed/marginal split"
+    )
     parser.add_argument("--floor", type=int, help=argparse.SUPPRESS)  # internal: run the floor for this seed
     args = parser.parse_args()
     if args.floor is not None:
@@ -140,21 +165,36 @@ def main() -> None:
                     continue
                 result = run_contender(name, seed, count)
                 table[name].append(result)
-                print(f"{seed:>4}  {name:<16} {count:>6} {result.epochs:>6} {result.best:>7.4f} {result.wall_s:>7.1f}", flush=True)
+                print(
+                    f"{seed:>4}  {name:<16} {count:>6} {result.epochs:>6} {result.best:>7.4f} {result.wall_s:>7.1f}",
+                    flush=True,
+                )
 
     def pairs(a: str, b: str, key: str = "wall_s") -> list[tuple[float, float]]:
         return [(getattr(x, key), getattr(y, key)) for x, y in zip(full[a], full[b])]
 
-    print(f"\nsweepkit / floor wall, no tracking, n_jobs=1:  {ratio(pairs('sweepkit', 'floor'))}   (target <= 1.10x)")
-    print(f"MLflow on / off wall, n_jobs=1:                {ratio(pairs('sweepkit+mlflow', 'sweepkit'))}   (target <= 1.15x)")
+    print(
+        f"\nsweepkit / floor wall, no tracking, n_jobs=1:  {ratio(pairs('sweepkit', 'floor'))}   (target <= 1.10x)"
+    )
+    print(
+        f"MLflow on / off wall, n_jobs=1:                {ratio(pairs('sweepkit+mlflow', 'sweepkit'))}   (target <= 1.15x)"
+    )
     print(f"pruned / unpruned wall:                        {ratio(pairs('sweepkit', 'unpruned'))}")
-    print(f"pruned / unpruned epochs:                      {ratio(pairs('sweepkit', 'unpruned', 'epochs'))}   (target: wall within 0.10 of this)")
-    print(f"all cores / one worker, trials per minute:     {ratio([(s.wall_s, p.wall_s) for s, p in zip(full['sweepkit'], full['parallel'])])}   (target >= 1.4x)")
+    print(
+        f"pruned / unpruned epochs:                      {ratio(pairs('sweepkit', 'unpruned', 'epochs'))}   (target: wall within 0.10 of this)"
+    )
+    print(
+        f"all cores / one worker, trials per minute:     {ratio([(s.wall_s, p.wall_s) for s, p in zip(full['sweepkit'], full['parallel'])])}   (target >= 1.4x)"
+    )
     for name in short:
-        marginal = [(f.wall_s - s.wall_s) / (args.n_trials - args.short) for f, s in zip(full[name], short[name])]
+        marginal = [
+            (f.wall_s - s.wall_s) / (args.n_trials - args.short) for f, s in zip(full[name], short[name])
+        ]
         fixed = [s.wall_s - args.short * m for s, m in zip(short[name], marginal)]
-        print(f"{name:<8} fixed cost per sweep {statistics.median(fixed):6.2f} s ({min(fixed):.2f}..{max(fixed):.2f})   "
-              f"marginal cost per trial {statistics.median(marginal):5.3f} s ({min(marginal):.3f}..{max(marginal):.3f})")
+        print(
+            f"{name:<8} fixed cost per sweep {statistics.median(fixed):6.2f} s ({min(fixed):.2f}..{max(fixed):.2f})   "
+            f"marginal cost per trial {statistics.median(marginal):5.3f} s ({min(marginal):.3f}..{max(marginal):.3f})"
+        )
 
 
 if __name__ == "__main__":

@@ -41,14 +41,22 @@ class SweepResult:
 def run_sweep(seed: int, n_trials: int, tracking: str, extra: list[str]) -> SweepResult:
     with tempfile.TemporaryDirectory(prefix="sweep-pruning-") as folder:
         command = [
-            str(TRAIN), "-m", "hparams_search=lr_batch_optimizer", f"hydra.sweeper.n_trials={n_trials}",
-            f"hydra.sweeper.sampler.seed={seed}", "hydra.sweeper.study_name=bench", f"tracking={tracking}",
-            "trainer.progress=none", *extra,
+            str(TRAIN),
+            "-m",
+            "hparams_search=lr_batch_optimizer",
+            f"hydra.sweeper.n_trials={n_trials}",
+            f"hydra.sweeper.sampler.seed={seed}",
+            "hydra.sweeper.study_name=bench",
+            f"tracking={tracking}",
+            "trainer.progress=none",
+            *extra,
         ]
         start = time.perf_counter()
         subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - start
-        study = optuna.load_study(study_name="bench", storage=studies.open_storage(str(Path(folder) / "optuna.journal")))
+        study = optuna.load_study(
+            study_name="bench", storage=studies.open_storage(str(Path(folder) / "optuna.journal"))
+        )
         summary = studies.summarize(study)
         return SweepResult(study.best_value, summary.epochs_run, summary.epochs_budget, wall)
 
@@ -72,8 +80,10 @@ def main() -> None:
         for name, extra in CONTENDERS.items():
             result = run_sweep(seed, args.n_trials, args.tracking, [*args.overrides, *extra])
             results[name].append(result)
-            print(f"{seed:>4}  {name:<9} {result.best:>12.4f} {result.epochs_run:>6} of {result.epochs_budget:<5} {result.wall_s:>7.1f}",
-                  flush=True)
+            print(
+                f"{seed:>4}  {name:<9} {result.best:>12.4f} {result.epochs_run:>6} of {result.epochs_budget:<5} {result.wall_s:>7.1f}",
+                flush=True,
+            )
 
     pruned, unpruned = results["pruned"], results["unpruned"]
     epochs = median_ratio([(p.epochs_run, u.epochs_run) for p, u in zip(pruned, unpruned)])
@@ -81,8 +91,10 @@ def main() -> None:
     gaps = [100 * (p.best - u.best) for p, u in zip(pruned, unpruned)]
     print(f"\nepochs run, pruned / unpruned: {epochs}   (target <= 0.600x: at least 40% fewer)")
     print(f"wall time,  pruned / unpruned: {wall}")
-    print(f"best val/acc, pruned - unpruned: median {statistics.median(gaps):+.2f} points "
-          f"({min(gaps):+.2f}..{max(gaps):+.2f})   (target >= -0.50)")
+    print(
+        f"best val/acc, pruned - unpruned: median {statistics.median(gaps):+.2f} points "
+        f"({min(gaps):+.2f}..{max(gaps):+.2f})   (target >= -0.50)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,13 @@ import torch
 from sweepkit.datasets import DataSource, TensorSplit
 
 
-def images(seed: int, test_fraction: float, n_samples: int = 70_000, shape: tuple[int, ...] = (1, 28, 28), classes: int = 10) -> DataSource:
+def images(
+    seed: int,
+    test_fraction: float,
+    n_samples: int = 70_000,
+    shape: tuple[int, ...] = (1, 28, 28),
+    classes: int = 10,
+) -> DataSource:
     """MNIST-sized by default: 70,000 images of 1x28x28 (60,000 + 10,000 at test_fraction 1/7), 10
     classes, standard-normal pixels. Learning is not the point; moving and computing on the bytes is."""
     g = torch.Generator().manual_seed(seed)

@@ -28,22 +28,36 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import alternate, ratio, summary  # noqa: E402
-from sweepkit.train import compose as compose_config  # noqa: E402  (the real config tree, as the command composes it)
+from common import alternate, ratio, summary
 
-import sweepkit.plots  # noqa: E402  (the learning-curve PNG is timed where training draws it)
-from sweepkit.tracking import build_tracker  # noqa: E402
-from sweepkit.training import run  # noqa: E402
+import sweepkit.plots
+from sweepkit.tracking import build_tracker
+from sweepkit.train import compose as compose_config
+from sweepkit.training import run
 
 SCENARIOS = {
     "default": ["trainer.progress=none"],
-    "cnn": ["experiment=cnn_digits", "model.channels=[512,512]", "model.hidden=[256]", "trainer.progress=none"],
+    "cnn": [
+        "experiment=cnn_digits",
+        "model.channels=[512,512]",
+        "model.hidden=[256]",
+        "trainer.progress=none",
+    ],
 }
 
 
 TRACKERS = ("mlflow", "tensorboard")
 # What a tracked run pays once, whatever its length; "watch" is TensorBoard's model graph and input grid.
-FIXED_KEYS = ("build_tracker", "start", "watch", "log_metrics", "set_tags", "learning_curve_png", "log_artifact", "end")
+FIXED_KEYS = (
+    "build_tracker",
+    "start",
+    "watch",
+    "log_metrics",
+    "set_tags",
+    "learning_curve_png",
+    "log_artifact",
+    "end",
+)
 
 
 class TimedTracker:
@@ -107,7 +121,9 @@ class Contenders:
         return seconds
 
     def mlflow(self) -> float:
-        return self._tracked("mlflow", ["tracking=mlflow", f"tracking.uri={self.store}", "tracking.experiment=bench"])
+        return self._tracked(
+            "mlflow", ["tracking=mlflow", f"tracking.uri={self.store}", "tracking.experiment=bench"]
+        )
 
     def tensorboard(self) -> float:
         return self._tracked("tensorboard", ["tracking=tensorboard"])
@@ -163,7 +179,9 @@ def report(name: str, contenders: Contenders, results: dict[str, list[float]]) -
         report_tracker(tracker, contenders, results[tracker], untracked)
 
 
-def report_tracker(tracker: str, contenders: Contenders, tracked: list[float], untracked: list[float]) -> None:
+def report_tracker(
+    tracker: str, contenders: Contenders, tracked: list[float], untracked: list[float]
+) -> None:
     epochs, n = contenders.epochs, len(tracked)
     parts = contenders.components[tracker][-n:]  # the measured rounds (warm-up rounds come first)
     epoch_seconds = contenders.epoch_seconds[tracker][-n:]
@@ -171,28 +189,42 @@ def report_tracker(tracker: str, contenders: Contenders, tracked: list[float], u
     fixed = [sum(p.get(k, 0.0) for k in FIXED_KEYS) for p in parts]
     measured = [f + e * epochs for f, e in zip(fixed, per_epoch)]
     difference = [a - b for a, b in zip(tracked, untracked)]
-    print(f"  tracking={tracker:12s} {summary(tracked)}   mean epoch {statistics.median(epoch_seconds):.3f} s")
-    print(f"    {tracker} / none = {ratio(tracked, untracked)}   (wall-clock; noise on 2 shared cores is of the order of the overhead)")
+    print(
+        f"  tracking={tracker:12s} {summary(tracked)}   mean epoch {statistics.median(epoch_seconds):.3f} s"
+    )
+    print(
+        f"    {tracker} / none = {ratio(tracked, untracked)}   (wall-clock; noise on 2 shared cores is of the order of the overhead)"
+    )
     print(f"    wall difference per run        {ms(difference)} ms")
-    print(f"    tracker time per run, measured {ms(measured)} ms = "
-          f"{statistics.median(m / u for m, u in zip(measured, untracked)) * 100:.2f}% of the untracked run")
+    print(
+        f"    tracker time per run, measured {ms(measured)} ms = "
+        f"{statistics.median(m / u for m, u in zip(measured, untracked)) * 100:.2f}% of the untracked run"
+    )
     print(f"      fixed cost per run           {ms(fixed)} ms   (target <= 300 ms)")
     for key in FIXED_KEYS:
         print(f"        {key:26s} {ms([p.get(key, 0.0) for p in parts])} ms")
-    print(f"      per epoch (log_epoch)        {ms(per_epoch)} ms = "
-          f"{statistics.median(e / s for e, s in zip(per_epoch, epoch_seconds)) * 100:.3f}% of an epoch   (target <= 5%)")
+    print(
+        f"      per epoch (log_epoch)        {ms(per_epoch)} ms = "
+        f"{statistics.median(e / s for e, s in zip(per_epoch, epoch_seconds)) * 100:.3f}% of an epoch   (target <= 5%)"
+    )
     if tracker == "mlflow":
-        print(f"    log_batch calls per epoch      {max(contenders.calls_per_epoch[tracker]):g}   (target <= 1)")
+        print(
+            f"    log_batch calls per epoch      {max(contenders.calls_per_epoch[tracker]):g}   (target <= 1)"
+        )
     first = contenders.components[tracker][0]
-    print(f"    first tracked run of the scenario: fixed cost {sum(first.get(k, 0.0) for k in FIXED_KEYS) * 1000:.1f} ms "
-          f"(build_tracker {first.get('build_tracker', 0.0) * 1000:.1f} ms, start {first.get('start', 0.0) * 1000:.1f} ms, "
-          f"watch {first.get('watch', 0.0) * 1000:.1f} ms, PNG {first.get('learning_curve_png', 0.0) * 1000:.1f} ms)")
+    print(
+        f"    first tracked run of the scenario: fixed cost {sum(first.get(k, 0.0) for k in FIXED_KEYS) * 1000:.1f} ms "
+        f"(build_tracker {first.get('build_tracker', 0.0) * 1000:.1f} ms, start {first.get('start', 0.0) * 1000:.1f} ms, "
+        f"watch {first.get('watch', 0.0) * 1000:.1f} ms, PNG {first.get('learning_curve_png', 0.0) * 1000:.1f} ms)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--cnn-epochs", type=int, default=4, help="epochs of the cnn scenario (about a second each)")
+    parser.add_argument(
+        "--cnn-epochs", type=int, default=4, help="epochs of the cnn scenario (about a second each)"
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
 
@@ -209,7 +241,10 @@ def main() -> None:
         SCENARIOS["cnn"].append(f"trainer.max_epochs={args.cnn_epochs}")
         for name, overrides in SCENARIOS.items():
             contenders = Contenders(overrides, root, store)
-            results = alternate({"none": contenders.none, "mlflow": contenders.mlflow, "tensorboard": contenders.tensorboard}, args.repeats)
+            results = alternate(
+                {"none": contenders.none, "mlflow": contenders.mlflow, "tensorboard": contenders.tensorboard},
+                args.repeats,
+            )
             report(name, contenders, results)
     finally:
         shutil.rmtree(root, ignore_errors=True)

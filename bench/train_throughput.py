@@ -22,14 +22,14 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import alternate, ratio, summary  # noqa: E402
+from common import alternate, ratio, summary
 
-from sweepkit.batching import DeviceBatches  # noqa: E402
-from sweepkit.datasets import TensorSplit  # noqa: E402
-from sweepkit.devices import resolve_precision, use_channels_last  # noqa: E402
-from sweepkit.loop import TrainingLoop, train_step  # noqa: E402
-from sweepkit.models import MLP, LeNet  # noqa: E402
-from sweepkit.progress import SilentProgress  # noqa: E402
+from sweepkit.batching import DeviceBatches
+from sweepkit.datasets import TensorSplit
+from sweepkit.devices import resolve_precision, use_channels_last
+from sweepkit.loop import TrainingLoop, train_step
+from sweepkit.models import MLP, LeNet
+from sweepkit.progress import SilentProgress
 
 BATCH = 128
 CPU = torch.device("cpu")
@@ -47,7 +47,9 @@ def sweepkit_epoch(model: nn.Module, data: TensorSplit, precision_name: str = "3
     model = model.to(memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     batches = DeviceBatches(data, BATCH, CPU, torch.Generator().manual_seed(1), channels_last=channels_last)
-    loop = TrainingLoop(model, optimizer, None, precision, nn.CrossEntropyLoss(), batches, batches, "classification", {})
+    loop = TrainingLoop(
+        model, optimizer, None, precision, nn.CrossEntropyLoss(), batches, batches, "classification", {}
+    )
     _, seconds = loop.train_epoch(SilentProgress())
     return len(data) / seconds
 
@@ -71,7 +73,11 @@ def floor_epoch(model: nn.Module, data: TensorSplit) -> float:
     """Samples/s of the bare step on one batch: what any loop at best approaches."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = data.x[:BATCH].clone(), data.y[:BATCH].clone()
-    precision, scaler, criterion = resolve_precision("32", CPU), torch.amp.GradScaler("cpu", enabled=False), nn.CrossEntropyLoss()
+    precision, scaler, criterion = (
+        resolve_precision("32", CPU),
+        torch.amp.GradScaler("cpu", enabled=False),
+        nn.CrossEntropyLoss(),
+    )
     steps = -(-len(data) // BATCH)
     start = time.perf_counter()
     for _ in range(steps):
@@ -108,12 +114,19 @@ def main() -> None:
     print("\nMLP 784-256-10, 60,000 samples, batch 128 (samples/s, median (min..max)):")
     for name, values in mlp_results.items():
         print(f"  {name:9s} {summary(values)}")
-    print(f"  sweepkit / textbook = {ratio(mlp_results['sweepkit'], mlp_results['textbook'])}   (target >= 1.25x)")
-    print(f"  sweepkit / floor    = {ratio(mlp_results['sweepkit'], mlp_results['floor'])}   (target >= 0.90x)")
+    print(
+        f"  sweepkit / textbook = {ratio(mlp_results['sweepkit'], mlp_results['textbook'])}   (target >= 1.25x)"
+    )
+    print(
+        f"  sweepkit / floor    = {ratio(mlp_results['sweepkit'], mlp_results['floor'])}   (target >= 0.90x)"
+    )
 
     images = synthetic(10_000, (1, 28, 28))
     cnn_results = alternate(
-        {"fp32": lambda: sweepkit_epoch(lenet(), images, "32"), "bf16": lambda: sweepkit_epoch(lenet(), images, "bf16")},
+        {
+            "fp32": lambda: sweepkit_epoch(lenet(), images, "32"),
+            "bf16": lambda: sweepkit_epoch(lenet(), images, "bf16"),
+        },
         args.repeats,
     )
     print("\nLeNet-style CNN, 1x28x28, 10,000 samples, batch 128 (samples/s):")

@@ -26,7 +26,9 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
-        if item.get_closest_marker("gpu") is not None:  # not `"gpu" in item.keywords`: that matches a folder named gpu
+        if (
+            item.get_closest_marker("gpu") is not None
+        ):  # not `"gpu" in item.keywords`: that matches a folder named gpu
             item.add_marker(skip)
 
 

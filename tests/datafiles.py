@@ -15,12 +15,14 @@ MNIST_FILES = {
 }
 
 
-def _learnable_images(n: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _learnable_images(
+    n: int, shape: tuple[int, ...], classes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Noise plus a class-dependent bright stripe, so that a step of training can lower the loss."""
     rng = np.random.default_rng(seed)
     labels = (np.arange(n) % classes).astype(np.uint8)  # every class present in every split
     images = rng.integers(0, 60, (n, *shape)).astype(np.uint8)
-    rows = shape[0] if len(shape) == 2 else shape[0]
+    rows = shape[0]  # (H, W) or (H, W, C): the stripe runs across the rows either way
     for i, label in enumerate(labels):
         row = int(label) * rows // classes
         images[i, row : row + 2] = 255
@@ -50,7 +52,9 @@ def write_cifar10(root: Path, per_batch: int = 40, n_test: int = 40) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for seed, name in enumerate(names):
-        images, labels = _learnable_images(n_test if name == "test_batch" else per_batch, (32, 32, 3), 10, seed)
+        images, labels = _learnable_images(
+            n_test if name == "test_batch" else per_batch, (32, 32, 3), 10, seed
+        )
         data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
         with open(folder / name, "wb") as f:
             pickle.dump({"data": data, "labels": labels.tolist()}, f)

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-
 from postgres import free_port
 
 VENV_BIN = Path(sys.executable).parent
@@ -28,7 +27,11 @@ def serve_mlflow(cwd: Path, *args: str) -> Iterator[str]:
     with log_path.open("w") as log_file:
         server = subprocess.Popen(
             [str(VENV_BIN / "mlflow"), *args, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=cwd,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         url = f"http://127.0.0.1:{port}"
         try:

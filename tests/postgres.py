@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-SUPERUSER = "sweepkit"       # the role initdb creates; trust authentication on loopback only
+SUPERUSER = "sweepkit"  # the role initdb creates; trust authentication on loopback only
 START_TIMEOUT_S = 60
 # A server that lives for one test session needs no durability: skip every flush to disk.
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
-DEBIAN_BIN_DIRS = "/usr/lib/postgresql/*/bin"   # Debian keeps the server binaries off PATH
+DEBIAN_BIN_DIRS = "/usr/lib/postgresql/*/bin"  # Debian keeps the server binaries off PATH
 
 
 def find_bin_dir(search_path: str | None = None, debian_glob: str = DEBIAN_BIN_DIRS) -> Path | None:
@@ -48,8 +48,10 @@ def require_bin_dir(search_path: str | None = None, debian_glob: str = DEBIAN_BI
     bin_dir = find_bin_dir(search_path, debian_glob)
     if bin_dir is not None:
         return bin_dir
-    reason = (f"PostgreSQL server binaries (initdb, pg_ctl) are neither on PATH nor in {debian_glob}; "
-              "install them (Debian: apt-get install postgresql) to run the PostgreSQL tests")
+    reason = (
+        f"PostgreSQL server binaries (initdb, pg_ctl) are neither on PATH nor in {debian_glob}; "
+        "install them (Debian: apt-get install postgresql) to run the PostgreSQL tests"
+    )
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
         pytest.fail(f"CI is set and {reason}: .ci/run should have installed them", pytrace=False)
     pytest.skip(reason)
@@ -75,7 +77,7 @@ class PostgresServer:
         # not reach it. mkdtemp gives a fresh 0700 folder in /tmp, handed over to the server's user.
         self.root = Path(tempfile.mkdtemp(prefix="sweepkit-pg-"))
         self.data_dir = self.root / "data"
-        self.socket_dir = self.root / "sockets"   # -k: Unix sockets here, not in /var/run/postgresql
+        self.socket_dir = self.root / "sockets"  # -k: Unix sockets here, not in /var/run/postgresql
         self.log_file = self.root / "server.log"
         self.port: int | None = None
         self.socket_dir.mkdir()
@@ -91,19 +93,45 @@ class PostgresServer:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=self.root)
         if done.returncode != 0:
             log = self.log_file.read_text() if self.log_file.exists() else "(no server log)"
-            raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}{done.stderr}\n{log}")
+            raise RuntimeError(
+                f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}{done.stderr}\n{log}"
+            )
 
     def start(self, attempts: int = 3) -> None:
         """``initdb``, then ``pg_ctl start`` on a free port (another port if one is taken meanwhile)."""
-        self._run("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust",
-                  "--encoding=UTF8", "--locale=C", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         for attempt in range(attempts):
             self.port = free_port()
-            options = ["-c listen_addresses=127.0.0.1", f"-c port={self.port}", f"-k {self.socket_dir}",
-                       *(f"-c {setting}" for setting in FAST_SETTINGS)]
+            options = [
+                "-c listen_addresses=127.0.0.1",
+                f"-c port={self.port}",
+                f"-k {self.socket_dir}",
+                *(f"-c {setting}" for setting in FAST_SETTINGS),
+            ]
             try:
-                self._run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file), "-w",
-                          "-t", str(START_TIMEOUT_S), "-o", " ".join(options))
+                self._run(
+                    "pg_ctl",
+                    "start",
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT_S),
+                    "-o",
+                    " ".join(options),
+                )
                 return
             except RuntimeError:
                 if attempt == attempts - 1:
@@ -142,7 +170,9 @@ def _server_user() -> pwd.struct_passwd:
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    raise RuntimeError("running as root, but there is neither a 'postgres' nor a 'nobody' user to run PostgreSQL as")
+    raise RuntimeError(
+        "running as root, but there is neither a 'postgres' nor a 'nobody' user to run PostgreSQL as"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,15 @@ def current_trial_number():
 class FlakyMLP(MLP):
     """An MLP that raises, or ends its process, after a number of training steps."""
 
-    def __init__(self, in_shape, num_outputs, hidden=(32,), fail_after_steps=None, die_after_steps=None, only_in_trial=None):
+    def __init__(
+        self,
+        in_shape,
+        num_outputs,
+        hidden=(32,),
+        fail_after_steps=None,
+        die_after_steps=None,
+        only_in_trial=None,
+    ):
         super().__init__(in_shape, num_outputs, hidden=hidden, dropout=0.0)
         if only_in_trial is not None and only_in_trial != current_trial_number():
             fail_after_steps = die_after_steps = None
@@ -48,8 +56,18 @@ class MemoryHungryMLP(MLP):
         self.oom_from_batch_size, self.in_eval = oom_from_batch_size, in_eval
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.oom_from_batch_size is not None and len(x) >= self.oom_from_batch_size and (self.training or self.in_eval):
+        if (
+            self.oom_from_batch_size is not None
+            and len(x) >= self.oom_from_batch_size
+            and (self.training or self.in_eval)
+        ):
             if x.is_cuda:
-                torch.empty(2 * torch.cuda.get_device_properties(x.device).total_memory, dtype=torch.uint8, device=x.device)
-            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate a batch of {len(x)} (raised on purpose)")
+                torch.empty(
+                    2 * torch.cuda.get_device_properties(x.device).total_memory,
+                    dtype=torch.uint8,
+                    device=x.device,
+                )
+            raise torch.OutOfMemoryError(
+                f"CUDA out of memory. Tried to allocate a batch of {len(x)} (raised on purpose)"
+            )
         return super().forward(x)

@@ -33,7 +33,14 @@ FAST_SEARCH = [
 
 def sweep_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"PYTHONPATH": str(TESTS), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "HYDRA_FULL_ERROR": "1"})
+    env.update(
+        {
+            "PYTHONPATH": str(TESTS),
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "HYDRA_FULL_ERROR": "1",
+        }
+    )
     return env
 
 
@@ -56,7 +63,10 @@ def empty_store() -> Path:
 def _prepare_store(cwd: Path, overrides: tuple[str, ...], fresh_store: bool) -> None:
     """The launch directory's default store (``mlflow.db``), copied from :func:`empty_store`, unless the
     test creates it (``fresh_store``), tracks elsewhere or not at all, or resumes into an existing one."""
-    elsewhere = any(o.startswith(("tracking=", "tracking.uri=", "-c", "--config")) and "mlflow" not in o for o in overrides)
+    elsewhere = any(
+        o.startswith(("tracking=", "tracking.uri=", "-c", "--config")) and "mlflow" not in o
+        for o in overrides
+    )
     if fresh_store or elsewhere or (cwd / "mlflow.db").exists():
         return
     shutil.copy(empty_store(), cwd / "mlflow.db")
@@ -68,10 +78,17 @@ def run_sweep(
     """``sweepkit-train -m <overrides>`` in ``cwd``; its output is kept for the assertion message."""
     _prepare_store(cwd, overrides, fresh_store)
     done = subprocess.run(
-        [str(TRAIN), "-m", *overrides], cwd=cwd, env=sweep_env(), capture_output=True, text=True, timeout=timeout
+        [str(TRAIN), "-m", *overrides],
+        cwd=cwd,
+        env=sweep_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and done.returncode != 0:
-        raise AssertionError(f"sweep failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        raise AssertionError(
+            f"sweep failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
     return done
 
 
@@ -79,8 +96,13 @@ def start_sweep(cwd: Path, *overrides: str, fresh_store: bool = False) -> subpro
     """The sweep as a background process (its own process group, so it can be killed whole)."""
     _prepare_store(cwd, overrides, fresh_store)
     return subprocess.Popen(
-        [str(TRAIN), "-m", *overrides], cwd=cwd, env=sweep_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        [str(TRAIN), "-m", *overrides],
+        cwd=cwd,
+        env=sweep_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -135,7 +157,11 @@ class MlflowView:
 
     @classmethod
     def read_client(cls, client) -> MlflowView:
-        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id], max_results=1000)]
+        runs = [
+            r
+            for e in client.search_experiments()
+            for r in client.search_runs([e.experiment_id], max_results=1000)
+        ]
         parents = [r for r in runs if r.data.tags.get("sweepkit.role") == "sweep"]
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
         return cls(parents, children)

@@ -50,7 +50,9 @@ def pad_crop_flip(images, generator, pad=4):
     return torch.where(flip[:, None, None, None], cropped.flip(-1), cropped)
 
 
-@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize(
+    "memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"]
+)
 def test_crop_flip_is_pad_then_crop_then_flip_in_one_gather(memory_format):
     # The one-gather form reads the same pixels as the textbook form, in either memory format.
     images = torch.randn(32, 3, 8, 8).contiguous(memory_format=memory_format)

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from sweepkit.augment import crop_flip
-from sweepkit.batching import DeviceBatches, LoaderBatches, check_batch_size, choose_data_path, gather, make_batches
+from sweepkit.batching import (
+    DeviceBatches,
+    LoaderBatches,
+    check_batch_size,
+    choose_data_path,
+    gather,
+    make_batches,
+)
 from sweepkit.datasets import TensorSplit
 from sweepkit.errors import ConfigError
 
@@ -34,7 +41,9 @@ def test_evaluation_batches_come_in_order():
 
 
 def test_dataloader_path_yields_every_sample():
-    batches = LoaderBatches(SPLIT, 32, torch.device("cpu"), num_workers=0, host_generator=torch.Generator().manual_seed(0))
+    batches = LoaderBatches(
+        SPLIT, 32, torch.device("cpu"), num_workers=0, host_generator=torch.Generator().manual_seed(0)
+    )
     assert sorted(_epoch(batches).tolist()) == list(range(100)) and batches.num_samples == 100
 
 
@@ -69,13 +78,23 @@ def test_gather_keeps_channels_last():
 
 @pytest.mark.parametrize("augment", [None, crop_flip], ids=["plain", "crop_flip"])
 def test_device_batches_stay_channels_last_through_gather_and_augmentation(augment):
-    batches = DeviceBatches(IMAGES, 16, torch.device("cpu"), torch.Generator().manual_seed(0), augment=augment, channels_last=True)
+    batches = DeviceBatches(
+        IMAGES, 16, torch.device("cpu"), torch.Generator().manual_seed(0), augment=augment, channels_last=True
+    )
     assert all(x.is_contiguous(memory_format=CHANNELS_LAST) for x, _ in batches)
 
 
 def test_loader_batches_arrive_channels_last_and_augmented_that_way():
-    batches = LoaderBatches(IMAGES, 16, torch.device("cpu"), 0, torch.Generator().manual_seed(0),
-                            torch.Generator().manual_seed(1), augment=crop_flip, channels_last=True)
+    batches = LoaderBatches(
+        IMAGES,
+        16,
+        torch.device("cpu"),
+        0,
+        torch.Generator().manual_seed(0),
+        torch.Generator().manual_seed(1),
+        augment=crop_flip,
+        channels_last=True,
+    )
     assert all(x.is_contiguous(memory_format=CHANNELS_LAST) for x, _ in batches)
 
 
@@ -86,7 +105,10 @@ PART = TensorSplit(torch.zeros(GIB // 4 // 4, dtype=torch.float32), torch.zeros(
 def test_auto_puts_data_on_the_gpu_when_it_fits_a_quarter_of_its_total_memory():
     # The total, not the memory free at that moment: the same config takes the same path every time.
     path = choose_data_path("auto", [PART], GPU, total_memory=16 * GIB)
-    assert path.kind == "device" and path.reason == "the data set (256 MiB) fits in 25% of cuda:0's 16.0 GiB total memory"
+    assert (
+        path.kind == "device"
+        and path.reason == "the data set (256 MiB) fits in 25% of cuda:0's 16.0 GiB total memory"
+    )
     assert choose_data_path("auto", [PART], GPU, total_memory=1 * GIB).kind == "device"
     assert choose_data_path("auto", [PART], GPU, total_memory=GIB - 1).kind == "dataloader"
 
@@ -94,7 +116,9 @@ def test_auto_puts_data_on_the_gpu_when_it_fits_a_quarter_of_its_total_memory():
 def test_auto_counts_all_splits_of_a_run_together():
     # Train, validation and test all go to the device, so together they must fit.
     path = choose_data_path("auto", [PART, PART, PART], GPU, total_memory=2 * GIB)
-    assert path.kind == "dataloader" and "the data set (768 MiB) exceeds 25% of cuda:0's 2.0 GiB" in path.reason
+    assert (
+        path.kind == "dataloader" and "the data set (768 MiB) exceeds 25% of cuda:0's 2.0 GiB" in path.reason
+    )
 
 
 def test_explicit_loader_choices_win_and_files_need_the_dataloader():

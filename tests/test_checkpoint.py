@@ -44,7 +44,9 @@ def test_rng_capture_and_restore_repeat_the_same_draws():
     assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
-@pytest.mark.parametrize("content", [b"", os.urandom(3000), b"plain text, not a checkpoint\n"], ids=["empty", "random", "text"])
+@pytest.mark.parametrize(
+    "content", [b"", os.urandom(3000), b"plain text, not a checkpoint\n"], ids=["empty", "random", "text"]
+)
 def test_a_file_that_is_no_checkpoint_is_one_line_without_unsafe_advice(tmp_path, content):
     # Empty, random or foreign bytes: a CheckpointError saying so, never torch's weights_only=False advice.
     path = tmp_path / "last.pt"
@@ -60,7 +62,9 @@ def test_a_truncated_checkpoint_is_called_damaged(tmp_path):
     path = tmp_path / "last.pt"
     checkpoint.save_atomic({"model": {"w": torch.ones(5000)}, "loop": {"epoch": 1}}, path)
     path.write_bytes(path.read_bytes()[:20000])
-    with pytest.raises(checkpoint.CheckpointError, match="corrupt or not a sweepkit checkpoint .a truncated or damaged file"):
+    with pytest.raises(
+        checkpoint.CheckpointError, match="corrupt or not a sweepkit checkpoint .a truncated or damaged file"
+    ):
         checkpoint.load(path)
 
 
@@ -84,7 +88,9 @@ def test_checkpoints_honour_the_umask(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-CUDA_GENERATOR_STATE = torch.zeros(16, dtype=torch.uint8)  # what a CUDA generator's get_state() returns: seed and offset
+CUDA_GENERATOR_STATE = torch.zeros(
+    16, dtype=torch.uint8
+)  # what a CUDA generator's get_state() returns: seed and offset
 
 
 def test_a_cpu_run_keeps_no_cuda_rng_state():
@@ -100,8 +106,12 @@ def test_states_from_another_kind_of_device_are_reported_not_raised():
     saved["generators"] = {"device": CUDA_GENERATOR_STATE, "host": torch.Generator().get_state()}
     saved["cuda"] = CUDA_GENERATOR_STATE
     generator = torch.Generator().manual_seed(5)
-    assert checkpoint.restore_rng(saved, {"device": generator}, torch.device("cpu")) == ["the device generator"]
-    assert torch.equal(torch.rand(3, generator=generator), torch.rand(3, generator=torch.Generator().manual_seed(5)))
+    assert checkpoint.restore_rng(saved, {"device": generator}, torch.device("cpu")) == [
+        "the device generator"
+    ]
+    assert torch.equal(
+        torch.rand(3, generator=generator), torch.rand(3, generator=torch.Generator().manual_seed(5))
+    )
 
 
 def test_a_background_save_writes_the_state_as_it_was_when_saved(tmp_path):

@@ -4,17 +4,23 @@ from pathlib import Path
 
 import pytest
 import torchvision
-
 from conftest import CONFIG_DIR
 from datafiles import write_cifar10, write_image_folder, write_mnist
+
 from sweepkit.training import build
 
 RUN_GROUPS = ("model", "data", "optimizer", "scheduler", "loss", "trainer", "tracking", "debug", "experiment")
-REGRESSION_LOSSES = ("mse", "l1", "smooth_l1")  # composed with regression data; the others with the default digits
+REGRESSION_LOSSES = (
+    "mse",
+    "l1",
+    "smooth_l1",
+)  # composed with regression data; the others with the default digits
 
 
 def _options():
-    return [(group, path.stem) for group in RUN_GROUPS for path in sorted((CONFIG_DIR / group).glob("*.yaml"))]
+    return [
+        (group, path.stem) for group in RUN_GROUPS for path in sorted((CONFIG_DIR / group).glob("*.yaml"))
+    ]
 
 
 @pytest.fixture
@@ -34,7 +40,12 @@ def _overrides_for(group: str, option: str, data_root: Path) -> list[str]:
     if group == "data" and option in ("mnist", "fashion_mnist", "cifar10"):
         overrides.append(f"data.root={data_root}")
     if group == "data" and option == "image_folder":
-        overrides += [f"data.root={data_root / 'images'}", "data.num_workers=0", "data.source.image_size=16", "data.batch_size=8"]
+        overrides += [
+            f"data.root={data_root / 'images'}",
+            "data.num_workers=0",
+            "data.source.image_size=16",
+            "data.batch_size=8",
+        ]
     if group == "data" and option == "cifar10":
         overrides.append("data.batch_size=64")
     if group == "loss" and option in REGRESSION_LOSSES:

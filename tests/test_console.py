@@ -8,7 +8,13 @@ from sweepkit.errors import ConfigError
 
 def test_multirun_with_cfg_becomes_the_multirun_mode_override():
     argv = ["-m", "hparams_search=lr_batch_optimizer", "hydra/launcher=slurm", "--cfg", "hydra"]
-    assert inspect_sweep_args(argv) == ["hydra.mode=MULTIRUN", "hparams_search=lr_batch_optimizer", "hydra/launcher=slurm", "--cfg", "hydra"]
+    assert inspect_sweep_args(argv) == [
+        "hydra.mode=MULTIRUN",
+        "hparams_search=lr_batch_optimizer",
+        "hydra/launcher=slurm",
+        "--cfg",
+        "hydra",
+    ]
 
 
 def test_other_arguments_pass_unchanged():
@@ -16,10 +22,13 @@ def test_other_arguments_pass_unchanged():
         assert inspect_sweep_args(argv) == argv
 
 
-@pytest.mark.parametrize("err, line, status", [
-    (ConfigError("DIR", "x", "already holds README.md"), "tool: error: DIR=x already holds README.md", 2),
-    (KeyboardInterrupt(), "tool: error: interrupted", 130),
-])
+@pytest.mark.parametrize(
+    "err, line, status",
+    [
+        (ConfigError("DIR", "x", "already holds README.md"), "tool: error: DIR=x already holds README.md", 2),
+        (KeyboardInterrupt(), "tool: error: interrupted", 130),
+    ],
+)
 def test_a_script_without_hydra_leaves_through_the_one_line_exit(err, line, status, capsys):
     # argparse scripts (sweepkit-report, sweepkit-init): whatever known error their body raises is one line and its status.
     @one_line_errors("tool")

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from datafiles import write_image_folder, write_mnist
+
 from sweepkit import datasets
 from sweepkit.errors import ConfigError
 from sweepkit.progress import SilentProgress
@@ -19,11 +19,15 @@ def test_digits_split_is_seeded_and_disjoint():
     assert not torch.equal(a.test.y, other.test.y)
 
 
-@pytest.mark.parametrize(("class_name", "data_option"), [("MNIST", "mnist"), ("FashionMNIST", "fashion_mnist")])
+@pytest.mark.parametrize(
+    ("class_name", "data_option"), [("MNIST", "mnist"), ("FashionMNIST", "fashion_mnist")]
+)
 def test_idx_files_load_through_torchvision_and_train_a_step(class_name, data_option, tmp_path, make_cfg):
     # Four uncompressed IDX files under <root>/<ClassName>/raw/ are all torchvision needs.
     write_mnist(tmp_path / "data", class_name)
-    source = datasets.torchvision_dataset(seed=0, name=class_name, root=str(tmp_path / "data"), download=False)
+    source = datasets.torchvision_dataset(
+        seed=0, name=class_name, root=str(tmp_path / "data"), download=False
+    )
     assert source.input_shape == (1, 28, 28) and source.num_outputs == 10 and len(source.test) == 64
 
     cfg = make_cfg(f"data={data_option}", f"data.root={tmp_path / 'data'}", "data.batch_size=32", "model=cnn")
@@ -45,14 +49,18 @@ def test_root_without_files_is_a_config_error(tmp_path):
 
 def test_image_folder_reads_train_and_test_folders(tmp_path):
     write_image_folder(tmp_path / "images", classes=3, per_class=4)
-    source = datasets.image_folder(seed=0, root=str(tmp_path / "images"), image_size=16, grayscale=False, test_fraction=0.2)
-    x, y = source.pool[0]
+    source = datasets.image_folder(
+        seed=0, root=str(tmp_path / "images"), image_size=16, grayscale=False, test_fraction=0.2
+    )
+    x, _y = source.pool[0]
     assert x.shape == (3, 16, 16) and source.num_outputs == 3 and len(source.test) == 12
 
 
 def test_image_folder_without_test_folder_holds_out_a_seeded_share(tmp_path):
     write_image_folder(tmp_path / "images", classes=2, per_class=10, with_test=False)
-    source = datasets.image_folder(seed=0, root=str(tmp_path / "images"), image_size=8, grayscale=True, test_fraction=0.25)
+    source = datasets.image_folder(
+        seed=0, root=str(tmp_path / "images"), image_size=8, grayscale=True, test_fraction=0.25
+    )
     assert len(source.test) == 5 and source.input_shape == (1, 8, 8)
 
 

@@ -41,15 +41,20 @@ def test_processes_that_see_different_gpus_agree_on_which_is_taken(tmp_path):
 def test_a_killed_process_frees_its_gpu(tmp_path):
     # The kernel drops a process's flock when it dies, however it dies: no stale claim stays behind.
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
             from sweepkit.device_claims import claim
             held = claim({GPUS!r}, Path({str(tmp_path)!r}))
             print(held.index, flush=True)
             time.sleep(600)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "0"

@@ -10,7 +10,13 @@ from torch import nn
 
 from sweepkit import devices
 from sweepkit.devices import (
-    Precision, configure_backends, hidden_gpus_note, out_of_memory_note, parallel_trials, resolve_device, resolve_precision,
+    Precision,
+    configure_backends,
+    hidden_gpus_note,
+    out_of_memory_note,
+    parallel_trials,
+    resolve_device,
+    resolve_precision,
     trial_gpus,
 )
 from sweepkit.errors import ConfigError
@@ -65,7 +71,9 @@ def test_bf16_step_runs_under_autocast_on_cpu():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = precision.grad_scaler()
     assert not scaler.is_enabled()  # bf16 has fp32's range: no scaling
-    losses = [train_step(model, x, y, nn.CrossEntropyLoss(), optimizer, scaler, precision).item() for _ in range(20)]
+    losses = [
+        train_step(model, x, y, nn.CrossEntropyLoss(), optimizer, scaler, precision).item() for _ in range(20)
+    ]
     assert losses[-1] < losses[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
@@ -77,7 +85,12 @@ def test_fp16_step_with_grad_scaler_runs_on_cpu():
     scaler = precision.grad_scaler()
     assert scaler.is_enabled()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    losses = [train_step(model, x, y, nn.CrossEntropyLoss(), optimizer, scaler, precision, grad_clip_norm=1.0).item() for _ in range(20)]
+    losses = [
+        train_step(
+            model, x, y, nn.CrossEntropyLoss(), optimizer, scaler, precision, grad_clip_norm=1.0
+        ).item()
+        for _ in range(20)
+    ]
     assert losses[-1] < losses[0]
     assert scaler.get_scale() > 0
 
@@ -89,11 +102,14 @@ def test_fp16_on_cuda_scales_gradients():
     precision = resolve_precision("16", torch.device("cuda"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = precision.grad_scaler()
-    losses = [train_step(model, x, y, nn.CrossEntropyLoss(), optimizer, scaler, precision).item() for _ in range(20)]
+    losses = [
+        train_step(model, x, y, nn.CrossEntropyLoss(), optimizer, scaler, precision).item() for _ in range(20)
+    ]
     assert losses[-1] < losses[0]
 
 
 # -- trainer.device=auto on a machine whose GPUs this process cannot see ------------------------------
+
 
 def test_auto_says_in_one_line_why_it_trains_on_the_cpu_of_a_gpu_machine(monkeypatch, caplog):
     # submitit_local without gpus_per_node runs jobs with CUDA_VISIBLE_DEVICES='': auto warns, naming it.
@@ -149,12 +165,16 @@ def test_parallel_trials_are_capped_at_one_per_gpu_by_default():
     assert n == 2 and "hydra.sweeper.n_jobs=8 capped at 2" in note and "trials_per_gpu" in note
 
 
-@pytest.mark.parametrize(("n_jobs", "gpus", "per_gpu", "expected"), [(8, 2, 4, 8), (8, 2, 3, 6), (8, 2, None, 8), (8, 0, 1, 8), (2, 4, 1, 2)])
+@pytest.mark.parametrize(
+    ("n_jobs", "gpus", "per_gpu", "expected"),
+    [(8, 2, 4, 8), (8, 2, 3, 6), (8, 2, None, 8), (8, 0, 1, 8), (2, 4, 1, 2)],
+)
 def test_more_trials_per_gpu_when_asked_and_no_cap_without_gpus(n_jobs, gpus, per_gpu, expected):
     assert parallel_trials(n_jobs, gpus, per_gpu)[0] == expected
 
 
 # -- CUDA settings and out-of-memory messages ----------------------------------------------------------
+
 
 @pytest.fixture
 def restore_determinism():
@@ -165,11 +185,15 @@ def restore_determinism():
         os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
-def test_deterministic_switches_on_deterministic_kernels_and_cublas_workspace(restore_determinism, monkeypatch):
+def test_deterministic_switches_on_deterministic_kernels_and_cublas_workspace(
+    restore_determinism, monkeypatch
+):
     # trainer.deterministic=true: deterministic algorithms everywhere, cuBLAS's workspace setting in place.
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     configure_backends(torch.device("cpu"), deterministic=True)
-    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    assert (
+        torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    )
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     configure_backends(torch.device("cpu"), deterministic=False)  # the next run in a reused worker
     assert not torch.are_deterministic_algorithms_enabled()
@@ -183,7 +207,10 @@ def test_cpu_runs_keep_full_fp32_matmul_precision(restore_determinism):
 
 def test_out_of_memory_note_says_where_and_what_to_lower():
     note = out_of_memory_note(torch.device("cpu"), "the training step", "data.batch_size", 512, "32")
-    assert note == "cpu ran out of memory in the training step at data.batch_size=512: lower data.batch_size or use trainer.precision=bf16"
+    assert (
+        note
+        == "cpu ran out of memory in the training step at data.batch_size=512: lower data.batch_size or use trainer.precision=bf16"
+    )
     in_eval = out_of_memory_note(torch.device("cpu"), "evaluation", "data.eval_batch_size", 4096, "bf16")
     assert in_eval.endswith("at data.eval_batch_size=4096: lower data.eval_batch_size")
 

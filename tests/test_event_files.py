@@ -15,19 +15,19 @@ from pathlib import Path
 import pytest
 import requests
 import torch
+from conftest import compose_config
 from mlflow import MlflowClient
+from postgres import free_port
+from sweeps import FAST_SEARCH, SEARCHPATH, MlflowView, finished, only_study, run_sweep, wait_for
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from conftest import compose_config
-from postgres import free_port
 from sweepkit import studies
 from sweepkit.errors import ConfigError
 from sweepkit.event_files import TensorBoardTracker
 from sweepkit.tracking import MlflowTracker, NoTracker, Trackers, build_tracker
 from sweepkit.training import run
-from sweeps import FAST_SEARCH, SEARCHPATH, MlflowView, finished, only_study, run_sweep, wait_for
 
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,7 +55,9 @@ def text(accumulator: EventAccumulator, tag: str) -> str:
 def session(accumulator: EventAccumulator) -> tuple[dict, str]:
     """A run's HParams session: its hparams (name -> value) and end status."""
     content = accumulator.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
-    start = hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
+    start = hparams_metadata.parse_session_start_info_plugin_data(
+        content[hparams_metadata.SESSION_START_INFO_TAG]
+    )
     end = hparams_metadata.parse_session_end_info_plugin_data(content[hparams_metadata.SESSION_END_INFO_TAG])
     values = {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
     return values, STATUS[end.status]
@@ -67,15 +69,20 @@ def history(run_folder: Path) -> list[dict[str, float]]:
 
 # -- one run -------------------------------------------------------------------------------------------
 
+
 def test_scalars_have_mlflow_names_and_steps_and_the_final_metrics_come_at_step_0(make_cfg, tmp_path):
     # Each epoch metric at step = epoch (1..N) with the loop's values; test/* and best/* once, at step 0.
     metrics = run(make_cfg("tracking=tensorboard", "trainer.max_epochs=3"))
     found = events(tmp_path / "run")
     epochs = history(tmp_path / "run")
     for name in EPOCH_METRICS:
-        assert scalars(found, name) == [(i + 1, pytest.approx(h[name], rel=1e-6)) for i, h in enumerate(epochs)], name
+        assert scalars(found, name) == [
+            (i + 1, pytest.approx(h[name], rel=1e-6)) for i, h in enumerate(epochs)
+        ], name
     for name in FINAL_METRICS:
-        assert scalars(found, name) == [(0, pytest.approx(metrics[name], rel=1e-6))], name  # event files hold float32
+        assert scalars(found, name) == [(0, pytest.approx(metrics[name], rel=1e-6))], (
+            name
+        )  # event files hold float32
 
 
 def test_config_is_text_and_image_data_gets_one_input_grid_and_the_graph(make_cfg, tmp_path):
@@ -83,9 +90,15 @@ def test_config_is_text_and_image_data_gets_one_input_grid_and_the_graph(make_cf
     run(make_cfg("tracking=tensorboard", "model=cnn", "tracking.tensorboard.images=9"))
     found = events(tmp_path / "run")
     config = text(found, "config")
-    assert "optimizer.lr: 0.002" in config and "model._target_: sweepkit.models.LeNet" in config and "lr_effective: " in config
+    assert (
+        "optimizer.lr: 0.002" in config
+        and "model._target_: sweepkit.models.LeNet" in config
+        and "lr_effective: " in config
+    )
     (grid,) = found.Images("inputs")
-    assert grid.step == 0 and grid.width == grid.height == 2 + 3 * (32 + 2)  # 3 x 3 digits, 8x8 drawn 4x larger, padded
+    assert grid.step == 0 and grid.width == grid.height == 2 + 3 * (
+        32 + 2
+    )  # 3 x 3 digits, 8x8 drawn 4x larger, padded
     assert found.Tags()["graph"]
     assert "stop_reason: completed" in text(found, "tags") and "status: FINISHED" in text(found, "tags")
 
@@ -130,8 +143,12 @@ def test_tensorboard_does_not_change_what_the_run_learns(make_cfg, tmp_path):
     common = ["model=cnn", "model.dropout=0.3", "trainer.max_epochs=2"]
     run(make_cfg(*common, output_dir=tmp_path / "none"))
     run(make_cfg(*common, "tracking=tensorboard", output_dir=tmp_path / "tb"))
-    learned = [{k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "none")]  # times differ
-    assert [{k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "tb")] == learned
+    learned = [
+        {k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "none")
+    ]  # times differ
+    assert [
+        {k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "tb")
+    ] == learned
 
 
 @pytest.mark.gpu
@@ -142,7 +159,9 @@ def test_tensorboard_does_not_change_what_a_cuda_run_learns(make_cfg, tmp_path):
     run(make_cfg(*common, output_dir=tmp_path / "none"))
     run(make_cfg(*common, "tracking=tensorboard", output_dir=tmp_path / "tb"))
     learned = [{k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "none")]
-    assert [{k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "tb")] == learned
+    assert [
+        {k: h[k] for k in ("train/loss", "val/loss", "val/acc")} for h in history(tmp_path / "tb")
+    ] == learned
     assert events(tmp_path / "tb").Tags()["graph"]
 
 
@@ -156,10 +175,13 @@ def test_a_failed_run_shows_its_traceback_and_status(make_cfg, tmp_path):
         run(make_cfg("tracking=tensorboard"), reporter=Explodes())
     found = events(tmp_path / "run")
     assert "Traceback" in text(found, "error.txt") and "reporter exploded" in text(found, "error.txt")
-    assert "status: FAILED" in text(found, "tags") and "error: RuntimeError: reporter exploded" in text(found, "tags")
+    assert "status: FAILED" in text(found, "tags") and "error: RuntimeError: reporter exploded" in text(
+        found, "tags"
+    )
 
 
 # -- several trackers ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def store(tmp_path) -> str:
@@ -172,7 +194,9 @@ def test_mlflow_and_tensorboard_together_hold_the_same_values(make_cfg, store, t
     client, found = MlflowClient(store), events(tmp_path / "run")
     for name in (*EPOCH_METRICS, *FINAL_METRICS):
         logged = sorted((m.step, m.value) for m in client.get_metric_history(metrics["mlflow_run_id"], name))
-        assert scalars(found, name) == [(step, pytest.approx(value, rel=1e-6)) for step, value in logged], name
+        assert scalars(found, name) == [(step, pytest.approx(value, rel=1e-6)) for step, value in logged], (
+            name
+        )
     assert client.get_run(metrics["mlflow_run_id"]).data.tags["tracking"] == "mlflow,tensorboard"
 
 
@@ -190,18 +214,29 @@ def test_a_tracker_that_fails_to_start_ends_the_ones_already_started(store, tmp_
 def test_tracking_none_is_no_tracker_and_a_list_of_one_is_that_tracker(tmp_path):
     # tracking=none builds nothing; tracking=[tensorboard] is the TensorBoard tracker itself, not a wrapper.
     assert type(build_tracker(compose_config(["tracking=none"], tmp_path).tracking, tmp_path)) is NoTracker
-    assert type(build_tracker(compose_config(["tracking=[tensorboard]"], tmp_path).tracking, tmp_path)) is TensorBoardTracker
+    assert (
+        type(build_tracker(compose_config(["tracking=[tensorboard]"], tmp_path).tracking, tmp_path))
+        is TensorBoardTracker
+    )
 
 
 # -- bad input -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("tracking.tensorboard.images=-1", r"^tracking.tensorboard.images=-1 must be an integer >= 0"),
-    ("tracking.tensorboard.graph=maybe", r"^tracking.tensorboard.graph=maybe must be true or false"),
-    ("+tracking.trackers.wandb=sweepkit.nowhere.wandb_tracker",
-     r"^tracking.trackers.wandb=sweepkit.nowhere.wandb_tracker is not an importable function"),
-])
-def test_bad_tensorboard_settings_are_one_line_before_anything_is_written(override, message, make_cfg, store, tmp_path):
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tracking.tensorboard.images=-1", r"^tracking.tensorboard.images=-1 must be an integer >= 0"),
+        ("tracking.tensorboard.graph=maybe", r"^tracking.tensorboard.graph=maybe must be true or false"),
+        (
+            "+tracking.trackers.wandb=sweepkit.nowhere.wandb_tracker",
+            r"^tracking.trackers.wandb=sweepkit.nowhere.wandb_tracker is not an importable function",
+        ),
+    ],
+)
+def test_bad_tensorboard_settings_are_one_line_before_anything_is_written(
+    override, message, make_cfg, store, tmp_path
+):
     # Every tracker is checked before any starts: no MLflow database, no event file.
     with pytest.raises(ConfigError, match=message):
         run(make_cfg("tracking=[mlflow,tensorboard]", f"tracking.uri={store}", override))
@@ -227,7 +262,9 @@ cli()
 @pytest.mark.slow
 def test_without_the_package_tracking_tensorboard_is_one_line_saying_what_to_install(tmp_path):
     # No tensorboard: exit 2 with one line naming the extra to install, before MLflow makes its database.
-    done = subprocess.run([sys.executable, "-c", WITHOUT_TENSORBOARD], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TENSORBOARD], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1] == (
         "sweepkit-train: error: tracking=tensorboard needs the tensorboard package: pip install 'sweepkit[tensorboard]'"
@@ -237,13 +274,21 @@ def test_without_the_package_tracking_tensorboard_is_one_line_saying_what_to_ins
 
 # -- a sweep in the HParams dashboard --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """Five trials with MLflow and TensorBoard: trial 1 fails, a strict pruner prunes most later ones."""
     cwd = tmp_path_factory.mktemp("sweep")
     run_sweep(
-        cwd, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.fail_after_steps=5", "model.only_in_trial=1",
-        "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=1.0", "tracking=[mlflow,tensorboard]",
+        cwd,
+        *FAST_SEARCH,
+        SEARCHPATH,
+        "model=flaky",
+        "model.fail_after_steps=5",
+        "model.only_in_trial=1",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.max_failure_rate=1.0",
+        "tracking=[mlflow,tensorboard]",
         'hydra.sweeper.pruner="PercentilePruner(percentile=99.0, n_startup_trials=1, n_warmup_steps=0)"',
     )
     study = only_study(cwd)
@@ -261,7 +306,12 @@ def test_each_trial_is_an_hparams_session_with_its_params_state_and_pruned_epoch
         hparams, status = session(events(sweep_dir / str(trial.number)))
         expected = {**trial.params, "optuna.state": trial.state.name}
         if trial.state.name == "PRUNED":
-            expected.update({"optuna.pruned_epoch": trial.user_attrs[studies.PRUNED_EPOCH], "optuna.prune_reason": "pruner"})
+            expected.update(
+                {
+                    "optuna.pruned_epoch": trial.user_attrs[studies.PRUNED_EPOCH],
+                    "optuna.prune_reason": "pruner",
+                }
+            )
         assert hparams == expected, trial.number  # numbers are stored as doubles: exact
         assert status == ("STATUS_FAILURE" if trial.state.name == "FAIL" else "STATUS_SUCCESS"), trial.number
 
@@ -274,7 +324,9 @@ def test_each_trial_holds_its_curves_and_objective_as_in_its_mlflow_child_run(sw
     view = MlflowView.read(cwd)
     for trial in finished(study):
         found = events(sweep_dir / str(trial.number))
-        assert scalars(found, "val/acc") == [(s, pytest.approx(v, rel=1e-6)) for s, v in sorted(trial.intermediate_values.items())]
+        assert scalars(found, "val/acc") == [
+            (s, pytest.approx(v, rel=1e-6)) for s, v in sorted(trial.intermediate_values.items())
+        ]
         if trial.state.name == "COMPLETE":
             child = view.child(trial.number).data.metrics
             assert trial.value == child["best/val/acc"]
@@ -286,8 +338,20 @@ def serve_tensorboard(logdir: Path, log_path: Path) -> tuple[subprocess.Popen, s
     port = free_port()
     with log_path.open("w") as log_file:
         server = subprocess.Popen(
-            [str(VENV_BIN / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"],
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(VENV_BIN / "tensorboard"),
+                "--logdir",
+                str(logdir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--reload_interval",
+                "1",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
 
@@ -317,29 +381,56 @@ def test_tensorboard_serves_the_sweep_as_an_hparams_experiment(sweep, tensorboar
     # The real server reads the sessions: the HParams plugin lists the searched params, optuna.state and
     # the objective among its metrics, and one session group per trial.
     _, study, _ = sweep
-    experiment = requests.post(f"{tensorboard_server}/data/plugin/hparams/experiment", json={}, timeout=30).json()
+    experiment = requests.post(
+        f"{tensorboard_server}/data/plugin/hparams/experiment", json={}, timeout=30
+    ).json()
     hparams = {h["name"] for h in experiment["hparamInfos"]}
     assert set(study.trials[0].params) | {"optuna.state", "optuna.pruned_epoch"} <= hparams
     assert {"tag": "best/val/acc", "group": ""} in [m["name"] for m in experiment["metricInfos"]]
     request = {"startIndex": 0, "sliceSize": 100, "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE"]}
-    groups = requests.post(f"{tensorboard_server}/data/plugin/hparams/session_groups", json=request, timeout=30).json()
+    groups = requests.post(
+        f"{tensorboard_server}/data/plugin/hparams/session_groups", json=request, timeout=30
+    ).json()
     states = {g["name"].split(" (")[0]: g["hparams"]["optuna.state"] for g in groups["sessionGroups"]}
     assert states == {f"trial {t.number} {t.state.name}": t.state.name for t in study.trials}
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
-    assert {f"trial {t.number} PRUNED (pruned_epoch {t.user_attrs[studies.PRUNED_EPOCH]}, prune_reason pruner)" for t in pruned} <= {
-        g["name"] for g in groups["sessionGroups"]}  # the Trial ID column, always shown, tells the outcome
+    assert {
+        f"trial {t.number} PRUNED (pruned_epoch {t.user_attrs[studies.PRUNED_EPOCH]}, prune_reason pruner)"
+        for t in pruned
+    } <= {g["name"] for g in groups["sessionGroups"]}  # the Trial ID column, always shown, tells the outcome
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium) to look at TensorBoard")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs /usr/bin/chromium (apt-get install -y chromium) to look at TensorBoard",
+)
 def test_tensorboard_scalars_page_shows_the_trials_in_a_browser(sweep, tensorboard_server, tmp_path):
     # Headless Chromium renders the time-series dashboard: one run per trial, the metric groups, no error page.
     _, study, _ = sweep
     screenshot = tmp_path / "scalars.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-             "--window-size=1400,1600", "--virtual-time-budget=20000", f"--screenshot={screenshot}", "--dump-dom"]
-    done = subprocess.run([str(CHROMIUM), *flags, f"{tensorboard_server}/#timeseries"], capture_output=True, text=True, timeout=180)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,1600",
+        "--virtual-time-budget=20000",
+        f"--screenshot={screenshot}",
+        "--dump-dom",
+    ]
+    done = subprocess.run(
+        [str(CHROMIUM), *flags, f"{tensorboard_server}/#timeseries"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     dom = done.stdout
     groups = set(re.findall(r'class="group-title" title="([^"]+)"', dom))  # one card group per tag prefix
     assert {"train", "val", "test", "best", "lr", "inputs"} <= groups, groups

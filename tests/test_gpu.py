@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-
 from conftest import CONFIG_DIR
+from hydra import compose, initialize_config_dir
 from sweeps import FAST_SEARCH, TRAIN, MlflowView, finished, only_study, run_sweep, sweep_env
+
 from sweepkit import checkpoint
 from sweepkit.augment import crop_flip
 from sweepkit.batching import DeviceBatches
@@ -53,15 +53,26 @@ class StopAfter:
 
 def _history(path: Path) -> list[dict]:
     drop = ("epoch_time_s", "train/samples_per_s", GPU_MAX_MEMORY)
-    return [{k: v for k, v in epoch.items() if k not in drop} for epoch in checkpoint.load(path)["loop"]["history"]]
+    return [
+        {k: v for k, v in epoch.items() if k not in drop}
+        for epoch in checkpoint.load(path)["loop"]["history"]
+    ]
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_run_on_cuda_resumes_to_the_uninterrupted_result(precision, make_cfg, tmp_path):
     # A CNN with dropout and a warm-up schedule, deterministic: stopped after epoch 2 and resumed, it
     # ends bit-identical to the run that was never stopped, and logs its peak GPU memory each epoch.
-    overrides = [CUDA, f"trainer.precision={precision}", "trainer.deterministic=true", "model=cnn", "model.dropout=0.3",
-                 "trainer.max_epochs=4", "scheduler=cosine", "scheduler.warmup_epochs=1"]
+    overrides = [
+        CUDA,
+        f"trainer.precision={precision}",
+        "trainer.deterministic=true",
+        "model=cnn",
+        "model.dropout=0.3",
+        "trainer.max_epochs=4",
+        "scheduler=cosine",
+        "scheduler.warmup_epochs=1",
+    ]
     whole = run(make_cfg(*overrides, output_dir=tmp_path / "whole"))
     stop = StopAfter(2)
     with pytest.raises(StopRequested):
@@ -69,9 +80,16 @@ def test_run_on_cuda_resumes_to_the_uninterrupted_result(precision, make_cfg, tm
     resumed = run(make_cfg(*overrides, "trainer.resume=auto", output_dir=tmp_path / "parts"))
     for key in ("val/acc", "test/loss", "test/acc", "best_epoch"):
         assert resumed[key] == whole[key], key
-    assert _history(tmp_path / "parts/checkpoints/last.pt") == _history(tmp_path / "whole/checkpoints/last.pt")
-    peaks = [e[GPU_MAX_MEMORY] for e in checkpoint.load(tmp_path / "whole/checkpoints/last.pt")["loop"]["history"]]
-    largest = max(torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())) / 2**30
+    assert _history(tmp_path / "parts/checkpoints/last.pt") == _history(
+        tmp_path / "whole/checkpoints/last.pt"
+    )
+    peaks = [
+        e[GPU_MAX_MEMORY] for e in checkpoint.load(tmp_path / "whole/checkpoints/last.pt")["loop"]["history"]
+    ]
+    largest = (
+        max(torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count()))
+        / 2**30
+    )
     assert len(peaks) == 4 and all(0 < p < largest for p in peaks)
     assert whole["test/acc"] > 0.5
 
@@ -87,9 +105,13 @@ def test_crop_flip_batches_stay_channels_last_on_cuda(make_cfg):
     # The gather and the augmentation keep NHWC, and a CNN trains on them.
     images = TensorSplit(torch.randn(256, 3, 32, 32), torch.randint(0, 10, (256,)))
     generator = torch.Generator("cuda").manual_seed(0)
-    batches = DeviceBatches(images, 64, torch.device("cuda"), generator, augment=crop_flip, channels_last=True)
+    batches = DeviceBatches(
+        images, 64, torch.device("cuda"), generator, augment=crop_flip, channels_last=True
+    )
     assert all(x.is_cuda and x.is_contiguous(memory_format=torch.channels_last) for x, _ in batches)
-    assert run(make_cfg(CUDA, "model=cnn", "data.augment=crop_flip", "trainer.max_epochs=3"))["test/acc"] > 0.3
+    assert (
+        run(make_cfg(CUDA, "model=cnn", "data.augment=crop_flip", "trainer.max_epochs=3"))["test/acc"] > 0.3
+    )
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -98,8 +120,15 @@ def test_a_training_step_never_waits_for_the_device(precision, make_cfg):
     # GradScaler, optimizer, clipping, the scheduler and its skip rule), the loss sum on the device,
     # the on-device batch gather and crop_flip all run without one. fp16 needs a fused optimizer
     # (optim.py chooses one on CUDA): an unfused one makes the scaler read found_inf every step.
-    cfg = make_cfg(CUDA, f"trainer.precision={precision}", "model=cnn", "data.augment=crop_flip", "scheduler=cosine",
-                   "trainer.grad_clip_norm=1.0", "data.batch_size=16")
+    cfg = make_cfg(
+        CUDA,
+        f"trainer.precision={precision}",
+        "model=cnn",
+        "data.augment=crop_flip",
+        "scheduler=cosine",
+        "trainer.grad_clip_norm=1.0",
+        "data.batch_size=16",
+    )
     loop = build(cfg, output_dir=None).loop
     loop.forward_model.train()
     loss_sum = torch.zeros((), device="cuda")
@@ -132,13 +161,28 @@ def test_a_real_out_of_memory_error_alone_is_one_line(tmp_path, monkeypatch, cap
     # A forward that asks for twice the GPU's memory: one line naming the device, how full it was and
     # what to lower; exit 1, as other failed runs.
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["sweepkit-train", "trainer=debug", "tracking=none", CUDA, f"hydra.searchpath=[file://{SWEEP_CONF}]",
-                                      "model=memory_hungry", "model.oom_from_batch_size=64"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "sweepkit-train",
+            "trainer=debug",
+            "tracking=none",
+            CUDA,
+            f"hydra.searchpath=[file://{SWEEP_CONF}]",
+            "model=memory_hungry",
+            "model.oom_from_batch_size=64",
+        ],
+    )
     with pytest.raises(SystemExit) as exit_info:
         cli()
     assert exit_info.value.code == 1
     err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err_lines) == 1 and "ran out of memory (" in err_lines[0] and "GiB allocated at the peak) in the training step" in err_lines[0]
+    assert (
+        len(err_lines) == 1
+        and "ran out of memory (" in err_lines[0]
+        and "GiB allocated at the peak) in the training step" in err_lines[0]
+    )
     assert "at data.batch_size=64: lower data.batch_size or use trainer.precision=bf16" in err_lines[0]
 
 
@@ -152,8 +196,17 @@ def test_out_of_memory_stops_the_loop_with_the_cache_emptied():
     model = MemoryHungryMLP((256,), 10, hidden=(4096, 4096), oom_from_batch_size=1024, in_eval=True).to(cuda)
     split = TensorSplit(torch.randn(8192, 256), torch.randint(0, 10, (8192,)))
     train = DeviceBatches(split, 512, cuda, torch.Generator("cuda").manual_seed(0))
-    loop = TrainingLoop(model, torch.optim.SGD(model.parameters(), lr=0.01), None, Precision("32", "cuda"), torch.nn.CrossEntropyLoss(),
-                        train, DeviceBatches(split, 1024, cuda), "classification", {})
+    loop = TrainingLoop(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        None,
+        Precision("32", "cuda"),
+        torch.nn.CrossEntropyLoss(),
+        train,
+        DeviceBatches(split, 1024, cuda),
+        "classification",
+        {},
+    )
     state = loop.fit(2, Objective("val/acc", "max"))
     assert state.stop_reason == "oom" and "in evaluation at data.eval_batch_size=1024" in state.stop_detail
     reserved = torch.cuda.memory_reserved(cuda)
@@ -167,11 +220,22 @@ def test_the_lr_range_test_hands_its_gpu_memory_back_before_trials_start(tmp_pat
 
     def compose_lr_find(overrides):
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose("lr_find", overrides=["trainer=debug", "tracking=none", CUDA, "model=cnn", *overrides], return_hydra_config=True)
+            return compose(
+                "lr_find",
+                overrides=["trainer=debug", "tracking=none", CUDA, "model=cnn", *overrides],
+                return_hydra_config=True,
+            )
 
     release_device()
     before = torch.cuda.memory_reserved()
-    settings = {"min_lr": 1e-5, "max_lr": 1.0, "num_steps": 30, "smoothing": 0.9, "diverge_factor": 4.0, "suggestion": "valley"}
+    settings = {
+        "min_lr": 1e-5,
+        "max_lr": 1.0,
+        "num_steps": 30,
+        "smoothing": 0.9,
+        "diverge_factor": 4.0,
+        "suggestion": "valley",
+    }
     assert set(RANGE_TEST_KEYS) <= set(settings)
     centres = run_range_tests(compose_lr_find, ["adam"], [], settings, tmp_path)
     assert centres["adam"] > 0 and torch.cuda.memory_reserved() <= before
@@ -180,8 +244,17 @@ def test_the_lr_range_test_hands_its_gpu_memory_back_before_trials_start(tmp_pat
 @needs_two_gpus
 def test_two_parallel_trials_train_on_two_gpus(tmp_path):
     # joblib workers see every GPU; each trial claims a free one, so two trials at once use two GPUs.
-    run_sweep(tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-              "hydra.sweeper.n_jobs=2", "hydra.sweeper.pruner=NopPruner", "trainer.max_epochs=100", "data.batch_size=16")
+    run_sweep(
+        tmp_path,
+        *FAST_SEARCH,
+        "hydra.sweeper.n_trials=2",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.pruner=NopPruner",
+        "trainer.max_epochs=100",
+        "data.batch_size=16",
+    )
     assert len(finished(only_study(tmp_path))) == 2
     runs = MlflowView.read(tmp_path).children
     a, b = sorted(runs, key=lambda r: r.info.start_time)
@@ -197,8 +270,22 @@ def test_resume_under_fewer_visible_gpus(make_cfg, tmp_path):
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     assert isinstance(checkpoint.load(last)["rng"]["cuda"], torch.Tensor)
     env = {**sweep_env(), "CUDA_VISIBLE_DEVICES": "0"}
-    done = subprocess.run([str(TRAIN), "trainer=debug", "tracking=none", CUDA, "trainer.max_epochs=2", f"trainer.resume={last}",
-                           f"hydra.run.dir={tmp_path / 'resumed'}"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(TRAIN),
+            "trainer=debug",
+            "tracking=none",
+            CUDA,
+            "trainer.max_epochs=2",
+            f"trainer.resume={last}",
+            f"hydra.run.dir={tmp_path / 'resumed'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resumed from" in done.stdout + done.stderr
 
@@ -210,4 +297,7 @@ def test_claimed_device_is_logged(make_cfg, caplog):
     release_device()
     assert setup.device.type == "cuda"
     if torch.cuda.device_count() > 1:
-        assert any(r.getMessage().startswith(f"device {setup.device} of {torch.cuda.device_count()} visible GPUs") for r in caplog.records)
+        assert any(
+            r.getMessage().startswith(f"device {setup.device} of {torch.cuda.device_count()} visible GPUs")
+            for r in caplog.records
+        )

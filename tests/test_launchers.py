@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import CONFIG_DIR
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-
-from conftest import CONFIG_DIR
 
 SWEEPKIT_TRAIN = Path(sys.executable).parent / "sweepkit-train"
 
@@ -60,7 +59,9 @@ def test_local_parallel_preset_is_the_joblib_launcher():
 
 def test_local_parallel_runs_as_many_trials_at_once_as_the_sweeper_batches():
     # Under the sweepkit sweeper, local_parallel's processes follow hydra.sweeper.n_jobs.
-    hydra = compose_hydra("hparams_search=lr_batch_optimizer", "hydra/launcher=local_parallel", "hydra.sweeper.n_jobs=3")
+    hydra = compose_hydra(
+        "hparams_search=lr_batch_optimizer", "hydra/launcher=local_parallel", "hydra.sweeper.n_jobs=3"
+    )
     assert instantiate(hydra.launcher).joblib["n_jobs"] == 3
 
 
@@ -78,13 +79,38 @@ def test_submitit_local_gpus_preset_shows_each_job_every_visible_gpu():
 def test_cfg_hydra_prints_the_slurm_launcher_of_a_sweep(tmp_path):
     # `sweepkit-train -m hparams_search=... hydra/launcher=slurm --cfg hydra` shows the whole submitit
     # Slurm configuration (Hydra 1.3 alone refuses -m together with --cfg; sweepkit-train accepts it).
-    shown = subprocess.run([str(SWEEPKIT_TRAIN), "-m", "hparams_search=lr_batch_optimizer", "hydra/launcher=slurm",
-                            "--cfg", "hydra", "--package", "hydra.launcher"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+    shown = subprocess.run(
+        [
+            str(SWEEPKIT_TRAIN),
+            "-m",
+            "hparams_search=lr_batch_optimizer",
+            "hydra/launcher=slurm",
+            "--cfg",
+            "hydra",
+            "--package",
+            "hydra.launcher",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     launcher = yaml.safe_load(shown.stdout)
     assert launcher["_target_"].endswith("SlurmLauncher")
-    for key in ("partition", "timeout_min", "gpus_per_node", "gres", "cpus_per_task", "mem_gb",
-                "array_parallelism", "max_num_timeout", "signal_delay_s", "additional_parameters", "setup"):
+    for key in (
+        "partition",
+        "timeout_min",
+        "gpus_per_node",
+        "gres",
+        "cpus_per_task",
+        "mem_gb",
+        "array_parallelism",
+        "max_num_timeout",
+        "signal_delay_s",
+        "additional_parameters",
+        "setup",
+    ):
         assert key in launcher, key
 
 
@@ -93,9 +119,22 @@ def test_submitit_local_runs_a_two_job_sweep(tmp_path):
     # `sweepkit-train -m hydra/launcher=submitit_local ...` runs each job in its own submitit
     # process, and both jobs train to the end.
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    done = subprocess.run([str(SWEEPKIT_TRAIN), "-m", "hydra/launcher=submitit_local", "trainer=debug", "tracking=none",
-                           "seed=1,2", "hydra.sweep.dir=sweep"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(SWEEPKIT_TRAIN),
+            "-m",
+            "hydra/launcher=submitit_local",
+            "trainer=debug",
+            "tracking=none",
+            "seed=1,2",
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     sweep = tmp_path / "sweep"
     assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2  # two submitit jobs, each finished

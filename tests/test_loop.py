@@ -66,7 +66,16 @@ def test_reporter_sees_each_epoch_objective_and_can_prune(make_cfg):
 
 def test_divergence_stops_the_run_at_once(make_cfg):
     # A huge lr makes the loss non-finite within the first epoch; the run stops there.
-    setup = build(make_cfg("optimizer=sgd", "optimizer.lr=1e12", "optimizer.nesterov=false", "optimizer.momentum=0", "trainer.max_epochs=5"), output_dir=None)
+    setup = build(
+        make_cfg(
+            "optimizer=sgd",
+            "optimizer.lr=1e12",
+            "optimizer.nesterov=false",
+            "optimizer.momentum=0",
+            "trainer.max_epochs=5",
+        ),
+        output_dir=None,
+    )
     tracker = RecordingTracker()
     state = setup.loop.fit(5, setup.objective, tracker=tracker, reporter=NeverPrune())
     assert state.stop_reason == "diverged" and state.epoch == 1
@@ -77,17 +86,28 @@ def test_epoch_metrics_have_the_design_names(make_cfg):
     setup = build(make_cfg(), output_dir=None)
     tracker = RecordingTracker()
     setup.loop.fit(1, setup.objective, tracker=tracker)
-    assert set(tracker.epochs[0][1]) == {"train/loss", "val/loss", "val/acc", "lr", "epoch_time_s", "train/samples_per_s"}
+    assert set(tracker.epochs[0][1]) == {
+        "train/loss",
+        "val/loss",
+        "val/acc",
+        "lr",
+        "epoch_time_s",
+        "train/samples_per_s",
+    }
 
 
-def _tiny_loop(model: nn.Module, precision: Precision, optimizer=None, scheduler_factory=None, batch_size: int = 16) -> TrainingLoop:
+def _tiny_loop(
+    model: nn.Module, precision: Precision, optimizer=None, scheduler_factory=None, batch_size: int = 16
+) -> TrainingLoop:
     torch.manual_seed(0)
     split = TensorSplit(torch.randn(128, 8), torch.randint(0, 3, (128,)))
     optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = scheduler_factory(optimizer) if scheduler_factory else None
     train = DeviceBatches(split, batch_size, torch.device("cpu"), torch.Generator().manual_seed(0))
     val = DeviceBatches(split, 64, torch.device("cpu"))
-    return TrainingLoop(model, optimizer, scheduler, precision, nn.CrossEntropyLoss(), train, val, "classification", {})
+    return TrainingLoop(
+        model, optimizer, scheduler, precision, nn.CrossEntropyLoss(), train, val, "classification", {}
+    )
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
@@ -101,7 +121,12 @@ def test_scheduler_does_not_step_when_the_scaler_skipped_the_optimizer_step(fuse
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01, fused=fused)
     applied = []
     optimizer.register_step_post_hook(lambda *_: applied.append(1))
-    loop = _tiny_loop(model, Precision("16", "cpu"), optimizer, lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0))
+    loop = _tiny_loop(
+        model,
+        Precision("16", "cpu"),
+        optimizer,
+        lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0),
+    )
     loop.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**24)
     loss_sum = torch.zeros(())
     for x, y in loop.train_batches:
@@ -113,7 +138,11 @@ def test_scheduler_does_not_step_when_the_scaler_skipped_the_optimizer_step(fuse
 
 def test_without_fp16_every_step_steps_the_scheduler():
     # fp32 and bf16 have no scaler: nothing is skipped, nothing is tracked.
-    loop = _tiny_loop(nn.Linear(8, 3), Precision("bf16", "cpu"), scheduler_factory=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0))
+    loop = _tiny_loop(
+        nn.Linear(8, 3),
+        Precision("bf16", "cpu"),
+        scheduler_factory=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0),
+    )
     assert loop.skips is None
     loop.train_epoch(SilentProgress())
     assert loop.scheduler.last_epoch == len(loop.train_batches)
@@ -139,7 +168,10 @@ def test_out_of_memory_in_a_training_step_stops_the_run_with_reason_oom():
     tracker = RecordingTracker()
     state = loop.fit(3, Objective("val/acc", "max"), tracker=tracker)
     assert state.stop_reason == "oom" and state.epoch == 0 and tracker.epochs == []
-    assert state.stop_detail == "cpu ran out of memory in the training step at data.batch_size=32: lower data.batch_size or use trainer.precision=bf16"
+    assert (
+        state.stop_detail
+        == "cpu ran out of memory in the training step at data.batch_size=32: lower data.batch_size or use trainer.precision=bf16"
+    )
     assert all(p.grad is None for p in loop.model.parameters())
 
 
@@ -147,7 +179,10 @@ def test_out_of_memory_in_evaluation_names_the_eval_batch_size():
     # Validation batches are data.eval_batch_size large: that is the key to lower.
     loop = _tiny_loop(OutOfMemoryAt(at=64, in_eval=True), Precision("32", "cpu"), batch_size=16)
     state = loop.fit(2, Objective("val/acc", "max"))
-    assert state.stop_reason == "oom" and "in evaluation at data.eval_batch_size=64: lower data.eval_batch_size" in state.stop_detail
+    assert (
+        state.stop_reason == "oom"
+        and "in evaluation at data.eval_batch_size=64: lower data.eval_batch_size" in state.stop_detail
+    )
     assert loop.model.training, "the model is back in training mode"
 
 

@@ -3,20 +3,31 @@ ranges, the plot, the MLflow curve and the command line. Real configs, real trai
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import CONFIG_DIR, FAST
 from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
-from conftest import CONFIG_DIR, FAST
 from sweepkit.errors import ConfigError
-from sweepkit.lr_find import Curve, RangeTestFailed, RangeTestSettings, cli, find_lr, range_test, steepest, suggest, valley
 from sweepkit.loop import evaluate
+from sweepkit.lr_find import (
+    Curve,
+    RangeTestFailed,
+    RangeTestSettings,
+    cli,
+    find_lr,
+    range_test,
+    steepest,
+    suggest,
+    valley,
+)
 from sweepkit.training import build, run
 
 
@@ -44,6 +55,7 @@ def first_fall_lr(curve: Curve) -> float:
 
 # -- suggestions on digits -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_suggestions_lie_between_the_first_fall_and_divergence(optimizer, lr_find_cfg):
     # Neither suggestion sits in the flat start, where nothing is learnt, nor near divergence (within
@@ -60,9 +72,20 @@ def test_one_epoch_at_either_suggestion_lowers_the_loss(optimizer, lr_find_cfg, 
     # Pasted into optimizer.lr, each suggestion trains: one epoch cuts the untrained validation loss.
     result = find_lr(lr_find_cfg(f"optimizer={optimizer}"))
     untrained = build(make_cfg(f"optimizer={optimizer}"), output_dir=None).loop
-    initial = evaluate(untrained.forward_model, untrained.val_batches, untrained.loss_fn, untrained.precision, "classification")["loss"]
+    initial = evaluate(
+        untrained.forward_model,
+        untrained.val_batches,
+        untrained.loss_fn,
+        untrained.precision,
+        "classification",
+    )["loss"]
     for name, suggestion in result.suggestions.items():
-        cfg = make_cfg(f"optimizer={optimizer}", f"optimizer.lr={suggestion.reference_lr}", "trainer.max_epochs=1", "trainer.save_checkpoints=false")
+        cfg = make_cfg(
+            f"optimizer={optimizer}",
+            f"optimizer.lr={suggestion.reference_lr}",
+            "trainer.max_epochs=1",
+            "trainer.save_checkpoints=false",
+        )
         trained = run(cfg)
         assert trained["val/loss"] < 0.95 * initial, (name, suggestion, trained["val/loss"], initial)
 
@@ -83,13 +106,18 @@ def test_same_seed_same_curve(lr_find_cfg):
 
 # -- the schedule and the stop rule ----------------------------------------------------------------
 
+
 def test_lr_grows_exponentially_from_min_to_max_cycling_epochs(lr_find_cfg):
     # 40 batches at batch size 512 (three per epoch): epochs repeat, lrs are geometric from min to max.
-    result = find_lr(lr_find_cfg("data.batch_size=512", "lr_find.num_steps=40", "lr_find.min_lr=1e-6", "lr_find.max_lr=1e-3"))
+    result = find_lr(
+        lr_find_cfg(
+            "data.batch_size=512", "lr_find.num_steps=40", "lr_find.min_lr=1e-6", "lr_find.max_lr=1e-3"
+        )
+    )
     lrs = result.curve.lrs
     assert len(lrs) == 40 and result.curve.stop_reason == "completed"
     assert lrs[0] == pytest.approx(1e-6) and lrs[-1] == pytest.approx(1e-3)
-    ratios = [b / a for a, b in zip(lrs, lrs[1:])]
+    ratios = [b / a for a, b in itertools.pairwise(lrs)]
     assert max(ratios) == pytest.approx(min(ratios))
 
 
@@ -115,7 +143,11 @@ def test_a_range_that_ends_mid_fall_says_to_raise_max_lr(lr_find_cfg, caplog):
     assert "raise lr_find.max_lr" in caplog.text
 
 
-@pytest.mark.parametrize("scheduler", [["scheduler=cosine", "scheduler.warmup_epochs=1"], ["scheduler=onecycle"]], ids=["cosine-warmup", "onecycle"])
+@pytest.mark.parametrize(
+    "scheduler",
+    [["scheduler=cosine", "scheduler.warmup_epochs=1"], ["scheduler=onecycle"]],
+    ids=["cosine-warmup", "onecycle"],
+)
 def test_a_configured_scheduler_changes_nothing(scheduler, lr_find_cfg):
     # Neither its lr nor what building it does to the optimizer (OneCycleLR sets the momentum) reaches the test.
     plain = find_lr(lr_find_cfg("optimizer=sgd", "lr_find.num_steps=30"))
@@ -125,7 +157,9 @@ def test_a_configured_scheduler_changes_nothing(scheduler, lr_find_cfg):
 
 def test_the_range_test_leaves_the_loops_scheduler_alone(lr_find_cfg):
     # range_test on a loop that has one sets the lr itself and never steps the scheduler.
-    cfg = lr_find_cfg("scheduler=cosine", "scheduler.warmup_epochs=1", "lr_find.num_steps=20", "lr_find.max_lr=1e-2")
+    cfg = lr_find_cfg(
+        "scheduler=cosine", "scheduler.warmup_epochs=1", "lr_find.num_steps=20", "lr_find.max_lr=1e-2"
+    )
     loop = build(cfg, output_dir=None).loop
     steps_before = loop.scheduler.last_epoch
     curve = range_test(loop, RangeTestSettings.from_config(cfg))
@@ -216,8 +250,14 @@ def test_bad_range_is_a_config_error_naming_key_and_value(overrides, message, lr
     assert not list(tmp_path.rglob("*.png"))
 
 
-@pytest.mark.parametrize(("overrides", "message"), BAD_RANGES[:1] + BAD_RANGES[4:5] + BAD_RANGES[-2:-1], ids=["min>=max", "num_steps", "abc"])
-def test_bad_range_from_the_shell_is_one_line_nonzero_exit_and_nothing_written(overrides, message, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    BAD_RANGES[:1] + BAD_RANGES[4:5] + BAD_RANGES[-2:-1],
+    ids=["min>=max", "num_steps", "abc"],
+)
+def test_bad_range_from_the_shell_is_one_line_nonzero_exit_and_nothing_written(
+    overrides, message, tmp_path, monkeypatch, capsys
+):
     # As sweepkit-train: one line on stderr, exit 2, no plot, checkpoint or tracked run.
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["sweepkit-lr-find", "trainer=debug", *overrides])
@@ -231,6 +271,7 @@ def test_bad_range_from_the_shell_is_one_line_nonzero_exit_and_nothing_written(o
 
 
 # -- what is written --------------------------------------------------------------------------------
+
 
 def test_plot_is_written_to_the_run_folder_and_no_checkpoint(lr_find_cfg, tmp_path):
     # lr_find.png lands in cfg.output_dir; the trained weights are thrown away, never saved.
@@ -250,7 +291,9 @@ def test_mlflow_run_holds_the_curve_per_batch_and_the_suggestions(lr_find_cfg, t
     history = sorted(client.get_metric_history(result.mlflow_run_id, "lr_find/lr"), key=lambda m: m.step)
     assert [m.step for m in history] == list(range(1, len(result.curve.lrs) + 1))
     assert [m.value for m in history] == pytest.approx(result.curve.lrs)
-    losses = sorted(client.get_metric_history(result.mlflow_run_id, "lr_find/smoothed_loss"), key=lambda m: m.step)
+    losses = sorted(
+        client.get_metric_history(result.mlflow_run_id, "lr_find/smoothed_loss"), key=lambda m: m.step
+    )
     assert [m.value for m in losses] == pytest.approx(result.curve.smoothed)
     assert len(client.get_metric_history(result.mlflow_run_id, "lr_find/loss")) == len(result.curve.lrs)
     assert found.data.metrics["lr_find/valley_reference_lr"] == pytest.approx(result.valley.reference_lr)

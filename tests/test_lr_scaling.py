@@ -5,8 +5,8 @@ import math
 from pathlib import Path
 
 import pytest
-
 from conftest import compose_config, shipped_options
+
 from sweepkit.errors import ConfigError
 from sweepkit.lr_scaling import AUTO_RULES, effective_lr, reference_lr, resolve_rule
 from sweepkit.training import run
@@ -68,7 +68,10 @@ def test_reference_lr_inverts_effective_lr():
         ((0.1, 64, 0, "linear", "linear"), "lr_scaling.base_batch_size=0 must be >= 1"),
         ((0.1, 64, 64, "cubic", "linear"), "lr_scaling.rule=cubic is not one of: linear, sqrt, none, auto"),
         ((0.1, 64, 64, "linear", "cubic"), "optimizer.auto_rule=cubic is not one of: linear, sqrt"),
-        ((0.1, 64, 64, "auto", None), "optimizer.auto_rule=null must say what lr_scaling.rule=auto means for this optimizer"),
+        (
+            (0.1, 64, 64, "auto", None),
+            "optimizer.auto_rule=null must say what lr_scaling.rule=auto means for this optimizer",
+        ),
     ],
 )
 def test_bad_values_name_key_and_value(args, message):
@@ -79,23 +82,39 @@ def test_bad_values_name_key_and_value(args, message):
 def test_an_optimizer_config_without_auto_rule_under_auto_is_one_line(make_cfg, tmp_path):
     # An own optimizer file that does not say its family: refused before anything is written.
     cfg = make_cfg(f"hydra.searchpath=[file://{OWN_CONF}]", "optimizer=nadam_no_family")
-    with pytest.raises(ConfigError, match=r"^optimizer\.auto_rule=null must say what lr_scaling\.rule=auto means"):
+    with pytest.raises(
+        ConfigError, match=r"^optimizer\.auto_rule=null must say what lr_scaling\.rule=auto means"
+    ):
         run(cfg)
     assert not (tmp_path / "run").exists()
 
 
 def test_an_optimizer_config_without_auto_rule_runs_under_an_explicit_rule(make_cfg):
-    cfg = make_cfg(f"hydra.searchpath=[file://{OWN_CONF}]", "optimizer=nadam_no_family", "lr_scaling.rule=linear", "data.batch_size=128",
-                   "trainer.max_epochs=1", "trainer.save_checkpoints=false")
+    cfg = make_cfg(
+        f"hydra.searchpath=[file://{OWN_CONF}]",
+        "optimizer=nadam_no_family",
+        "lr_scaling.rule=linear",
+        "data.batch_size=128",
+        "trainer.max_epochs=1",
+        "trainer.save_checkpoints=false",
+    )
     assert run(cfg)["lr_effective"] == pytest.approx(0.002)
 
 
 def test_an_own_optimizer_config_prints_lr_effective_by_its_auto_rule(make_cfg, caplog):
     # tests/optim_conf/optimizer/nadam.yaml (torch.optim.NAdam, lr 0.001, auto_rule sqrt), from a config
     # folder of the user's: batch 256 over base 64 gives 0.001 * sqrt(4) = 0.002.
-    cfg = make_cfg(f"hydra.searchpath=[file://{OWN_CONF}]", "optimizer=nadam", "data.batch_size=256", "trainer.max_epochs=1",
-                   "trainer.save_checkpoints=false")
+    cfg = make_cfg(
+        f"hydra.searchpath=[file://{OWN_CONF}]",
+        "optimizer=nadam",
+        "data.batch_size=256",
+        "trainer.max_epochs=1",
+        "trainer.save_checkpoints=false",
+    )
     with caplog.at_level(logging.INFO, logger="sweepkit"):
         metrics = run(cfg)
     assert metrics["lr_effective"] == pytest.approx(0.002)
-    assert "lr_effective 0.002 = optimizer.lr 0.001 x (batch 256 / base 64) ^ 0.5  [rule sqrt, optimizer nadam]" in caplog.text
+    assert (
+        "lr_effective 0.002 = optimizer.lr 0.001 x (batch 256 / base 64) ^ 0.5  [rule sqrt, optimizer nadam]"
+        in caplog.text
+    )

@@ -35,7 +35,13 @@ def test_cnn_on_flat_data_is_a_config_error():
         LeNet((8,), 1)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"activation": "swish"}, "model.activation=swish is not one of"), ({"dropout": 1.0}, "model.dropout=1.0 must be in")])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"activation": "swish"}, "model.activation=swish is not one of"),
+        ({"dropout": 1.0}, "model.dropout=1.0 must be in"),
+    ],
+)
 def test_bad_model_settings_name_the_key(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         MLP((4,), 2, **kwargs)

@@ -49,7 +49,9 @@ def test_probe_agrees_with_per_sample_gradients_within_20_percent():
     model, x, y = _linear_regression()
     loss_fn = nn.MSELoss()
     exact = _exact_b_simple(model, x, y, loss_fn)
-    batches = DeviceBatches(TensorSplit(x, y), batch_size=32, device=torch.device("cpu"), generator=torch.Generator())
+    batches = DeviceBatches(
+        TensorSplit(x, y), batch_size=32, device=torch.device("cpu"), generator=torch.Generator()
+    )
     probe = NoiseScaleProbe.for_batches(batches, batch_size=32, share=1.0, seed=0)
     readings = [probe.measure(model, loss_fn, FP32) for _ in range(30)]
     grad_sq = sum(r.grad_sq for r in readings) / len(readings)
@@ -76,7 +78,9 @@ def test_probe_restores_batchnorm_statistics_and_leaves_grad_alone():
     model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
     x, y = torch.randn(200, 4), torch.randint(0, 3, (200,))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    batches = DeviceBatches(TensorSplit(x, y), batch_size=16, device=torch.device("cpu"), generator=torch.Generator())
+    batches = DeviceBatches(
+        TensorSplit(x, y), batch_size=16, device=torch.device("cpu"), generator=torch.Generator()
+    )
     NoiseScaleProbe.for_batches(batches, 16, 0.5, seed=1).measure(model, nn.CrossEntropyLoss(), FP32)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
@@ -87,9 +91,14 @@ def test_noise_scale_on_logs_the_metric_and_trains_exactly_as_off(make_cfg):
     # run without it (the probe has its own generator and forks the dropout RNG).
     histories = {}
     for on in ("false", "true"):
-        setup = build(make_cfg("trainer.max_epochs=2", f"trainer.noise_scale={on}", "trainer.noise_scale_budget=1"), output_dir=None)
+        setup = build(
+            make_cfg("trainer.max_epochs=2", f"trainer.noise_scale={on}", "trainer.noise_scale_budget=1"),
+            output_dir=None,
+        )
         histories[on] = setup.loop.fit(2, setup.objective).history
-    assert all(NOISE_SCALE in m for m in histories["true"]) and not any(NOISE_SCALE in m for m in histories["false"])
+    assert all(NOISE_SCALE in m for m in histories["true"]) and not any(
+        NOISE_SCALE in m for m in histories["false"]
+    )
     assert histories["true"][0][NOISE_SCALE] > 0
     for off, on in zip(histories["false"], histories["true"]):
         assert (off["train/loss"], off["val/loss"]) == (on["train/loss"], on["val/loss"])
@@ -98,11 +107,22 @@ def test_noise_scale_on_logs_the_metric_and_trains_exactly_as_off(make_cfg):
 def test_probe_keeps_to_its_time_budget_by_skipping_epochs(make_cfg):
     # With a budget of 1% of training time, the probe measures the first epoch and then only once its
     # time is back under budget; what it spent is at most the budget plus one measurement.
-    setup = build(make_cfg("trainer.max_epochs=6", "data.batch_size=256", "trainer.noise_scale=true",
-                           "trainer.noise_scale_budget=0.01"), output_dir=None)
+    setup = build(
+        make_cfg(
+            "trainer.max_epochs=6",
+            "data.batch_size=256",
+            "trainer.noise_scale=true",
+            "trainer.noise_scale_budget=0.01",
+        ),
+        output_dir=None,
+    )
     history = setup.loop.fit(6, setup.objective).history
     probe = setup.loop.noise_probe
-    assert NOISE_SCALE in history[0] and probe.skipped > 0 and probe.measured == sum(NOISE_SCALE in m for m in history)
+    assert (
+        NOISE_SCALE in history[0]
+        and probe.skipped > 0
+        and probe.measured == sum(NOISE_SCALE in m for m in history)
+    )
     assert probe.spent_s <= 0.01 * probe.epochs_s + probe.longest_s
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import compose_config, shipped_options
+
 from sweepkit.errors import ConfigError
 from sweepkit.optim import build_optimizer, build_scheduler, fused_setting
 
@@ -33,6 +33,7 @@ def _schedule(*overrides, steps_per_epoch=10, max_epochs=3, lr=1.0):
 
 # -- schedules ---------------------------------------------------------------------------------------
 
+
 def test_warmup_rises_linearly_then_hands_over_to_cosine():
     scheduler, optimizer = _schedule("scheduler=cosine", "scheduler.warmup_epochs=1")
     lrs = _lrs(scheduler, optimizer, 30)
@@ -55,7 +56,9 @@ def test_constant_lr_without_warmup_needs_no_scheduler():
 
 
 def test_warmup_then_constant():
-    scheduler, optimizer = _schedule("scheduler=none", "scheduler.warmup_epochs=1", "scheduler.warmup_start_factor=0.5", steps_per_epoch=4)
+    scheduler, optimizer = _schedule(
+        "scheduler=none", "scheduler.warmup_epochs=1", "scheduler.warmup_start_factor=0.5", steps_per_epoch=4
+    )
     lrs = _lrs(scheduler, optimizer, 12)
     assert lrs[0] == pytest.approx(0.5) and lrs[4:] == [1.0] * 8
 
@@ -76,13 +79,18 @@ def test_onecycle_peaks_at_the_effective_lr():
 
 def test_any_torch_scheduler_by_target_is_stepped_per_optimizer_step():
     # A class no shipped config names, with its own keyword: gamma applies per optimizer step.
-    scheduler, optimizer = _schedule("scheduler._target_=torch.optim.lr_scheduler.ExponentialLR", "+scheduler.gamma=0.5")
+    scheduler, optimizer = _schedule(
+        "scheduler._target_=torch.optim.lr_scheduler.ExponentialLR", "+scheduler.gamma=0.5"
+    )
     assert _lrs(scheduler, optimizer, 3) == [1.0, 0.5, 0.25]
 
 
 def test_warmup_is_composed_in_front_of_any_target():
     scheduler, optimizer = _schedule(
-        "scheduler._target_=torch.optim.lr_scheduler.ExponentialLR", "+scheduler.gamma=0.5", "scheduler.warmup_epochs=1", steps_per_epoch=4
+        "scheduler._target_=torch.optim.lr_scheduler.ExponentialLR",
+        "+scheduler.gamma=0.5",
+        "scheduler.warmup_epochs=1",
+        steps_per_epoch=4,
     )
     lrs = _lrs(scheduler, optimizer, 7)
     assert lrs[0] == pytest.approx(0.1) and lrs[:4] == sorted(lrs[:4])
@@ -92,40 +100,69 @@ def test_warmup_is_composed_in_front_of_any_target():
 def test_units_convert_lists_of_epochs_to_steps():
     # MultiStepLR's milestones stated in epochs fall on the first step of those epochs.
     scheduler, optimizer = _schedule(
-        "scheduler._target_=torch.optim.lr_scheduler.MultiStepLR", "+scheduler.milestones=[1,2]", "+scheduler.gamma=0.1",
-        "+scheduler.units.milestones=epochs", steps_per_epoch=4,
+        "scheduler._target_=torch.optim.lr_scheduler.MultiStepLR",
+        "+scheduler.milestones=[1,2]",
+        "+scheduler.gamma=0.1",
+        "+scheduler.units.milestones=epochs",
+        steps_per_epoch=4,
     )
     lrs = _lrs(scheduler, optimizer, 12)
-    assert lrs[:4] == [1.0] * 4 and lrs[4:8] == pytest.approx([0.1] * 4) and lrs[8:] == pytest.approx([0.01] * 4)
+    assert (
+        lrs[:4] == [1.0] * 4 and lrs[4:8] == pytest.approx([0.1] * 4) and lrs[8:] == pytest.approx([0.01] * 4)
+    )
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["scheduler=step", "+scheduler.units.gama=epochs"], "scheduler.units.gama=epochs names no setting of the scheduler; its settings: step_size, gamma"),
-        (["scheduler=step", "scheduler.units.step_size=weeks"], "scheduler.units.step_size=weeks is not one of: epochs, run, lr"),
-        (["scheduler=step", "scheduler.step_size=often"], "scheduler.step_size=often must be a number (or a list of numbers) in epochs"),
-        (["scheduler._target_=torch.optim.lr_scheduler.Nope"], "scheduler._target_=torch.optim.lr_scheduler.Nope cannot be imported"),
+        (
+            ["scheduler=step", "+scheduler.units.gama=epochs"],
+            "scheduler.units.gama=epochs names no setting of the scheduler; its settings: step_size, gamma",
+        ),
+        (
+            ["scheduler=step", "scheduler.units.step_size=weeks"],
+            "scheduler.units.step_size=weeks is not one of: epochs, run, lr",
+        ),
+        (
+            ["scheduler=step", "scheduler.step_size=often"],
+            "scheduler.step_size=often must be a number (or a list of numbers) in epochs",
+        ),
+        (
+            ["scheduler._target_=torch.optim.lr_scheduler.Nope"],
+            "scheduler._target_=torch.optim.lr_scheduler.Nope cannot be imported",
+        ),
         (["scheduler=step", "+scheduler.gama=0.5"], "scheduler=steplr rejects its settings"),
-        (["scheduler=none", "scheduler.warmup_epochs=3"], r"scheduler.warmup_epochs=3 must be in [0, trainer.max_epochs=3)"),
+        (
+            ["scheduler=none", "scheduler.warmup_epochs=3"],
+            r"scheduler.warmup_epochs=3 must be in [0, trainer.max_epochs=3)",
+        ),
     ],
 )
 def test_bad_scheduler_settings_are_one_line_naming_the_key(overrides, message):
-    with pytest.raises(ConfigError, match="^" + message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(
+        ConfigError,
+        match="^" + message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)").replace("[", r"\["),
+    ):
         _schedule(*overrides)
 
 
 def test_a_scheduler_that_needs_a_metric_per_step_is_refused():
     # ReduceLROnPlateau.step(metrics) cannot be stepped per optimizer step without one.
-    with pytest.raises(ConfigError, match=r"^scheduler\._target_=torch\.optim\.lr_scheduler\.ReduceLROnPlateau needs metrics at each step\(\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^scheduler\._target_=torch\.optim\.lr_scheduler\.ReduceLROnPlateau needs metrics at each step\(\)",
+    ):
         _schedule("scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau")
 
 
 # -- optimizers --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("option", shipped_options("optimizer"))
 def test_shipped_optimizers_take_the_effective_lr(option):
-    optimizer = build_optimizer([torch.zeros(1, requires_grad=True)], _config(f"optimizer={option}").optimizer, lr=0.25)
+    optimizer = build_optimizer(
+        [torch.zeros(1, requires_grad=True)], _config(f"optimizer={option}").optimizer, lr=0.25
+    )
     assert optimizer.param_groups[0]["lr"] == 0.25
 
 
@@ -147,14 +184,23 @@ def not_an_optimizer(params, lr):
 
 
 def test_an_own_optimizer_function_is_called_with_params_lr_and_its_keys():
-    cfg = {"_target_": "test_optim.sgd_factory", "name": "mine", "lr": 9.0, "auto_rule": "linear", "beta": 0.7}
+    cfg = {
+        "_target_": "test_optim.sgd_factory",
+        "name": "mine",
+        "lr": 9.0,
+        "auto_rule": "linear",
+        "beta": 0.7,
+    }
     optimizer = build_optimizer([torch.zeros(1, requires_grad=True)], cfg, lr=0.1)
     assert optimizer.defaults["momentum"] == 0.7 and optimizer.defaults["lr"] == 0.1
 
 
 def test_a_target_that_returns_no_optimizer_is_refused():
     cfg = {"_target_": "test_optim.not_an_optimizer", "name": "mine", "lr": 0.1, "auto_rule": None}
-    with pytest.raises(ConfigError, match=r"^optimizer\._target_=test_optim\.not_an_optimizer returned a list, not a torch\.optim\.Optimizer$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^optimizer\._target_=test_optim\.not_an_optimizer returned a list, not a torch\.optim\.Optimizer$",
+    ):
         build_optimizer([torch.zeros(1, requires_grad=True)], cfg, 0.1)
 
 
@@ -171,7 +217,10 @@ def test_invalid_optimizer_setting_names_the_optimizer():
 
 # -- fused selection (issue 17): decided from the class and the device type ---------------------------
 
-@pytest.mark.parametrize("target", [torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad])
+
+@pytest.mark.parametrize(
+    "target", [torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.Adagrad]
+)
 def test_fused_on_cuda_where_the_optimizer_takes_it(target):
     assert fused_setting(target, "cuda", {}) == {"fused": True}
 
@@ -213,5 +262,8 @@ def stepper_without_state(optimizer):
 
 def test_a_scheduler_target_without_state_is_refused():
     # Checkpoints save the scheduler's state_dict(): an object without one cannot be resumed.
-    with pytest.raises(ConfigError, match=r"^scheduler\._target_=test_optim\.stepper_without_state returned a Stepper, which has no state_dict\(\), load_state_dict\(\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^scheduler\._target_=test_optim\.stepper_without_state returned a Stepper, which has no state_dict\(\), load_state_dict\(\)$",
+    ):
         _schedule("scheduler._target_=test_optim.stepper_without_state")

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
-
-from sweeps import TESTS, TRAIN, MlflowView, finished, only_study, states
+from sweeps import TESTS, MlflowView, finished, only_study, states
 
 pytestmark = pytest.mark.slow
 REPO = TESTS.parent
@@ -29,10 +28,16 @@ def user_env() -> dict[str, str]:
     return env
 
 
-def sh(cwd: Path, command: str, *args: str, check: bool = True, timeout: float = 400) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(BIN / command), *args], cwd=cwd, env=user_env(), capture_output=True, text=True, timeout=timeout)
+def sh(
+    cwd: Path, command: str, *args: str, check: bool = True, timeout: float = 400
+) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [str(BIN / command), *args], cwd=cwd, env=user_env(), capture_output=True, text=True, timeout=timeout
+    )
     if check and done.returncode != 0:
-        raise AssertionError(f"{command} {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise AssertionError(
+            f"{command} {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return done
 
 
@@ -40,7 +45,13 @@ def sh(cwd: Path, command: str, *args: str, check: bool = True, timeout: float =
 def project(tmp_path) -> Path:
     """A copy of examples/own_project, where a user would have it."""
     folder = tmp_path / "myproj"
-    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("__pycache__", "multirun", "outputs", "mlflow.db", "mlartifacts", "optuna.journal*"))
+    shutil.copytree(
+        EXAMPLE,
+        folder,
+        ignore=shutil.ignore_patterns(
+            "__pycache__", "multirun", "outputs", "mlflow.db", "mlartifacts", "optuna.journal*"
+        ),
+    )
     return folder
 
 
@@ -48,22 +59,48 @@ def project(tmp_path) -> Path:
 def test_own_model_and_own_optimizer_train_from_the_users_config_folder(flag, project):
     # An own model module beside the configs and torch.optim.NAdam with auto_rule sqrt: found through
     # Hydra's own flag, imported from the launch directory; lr_effective follows the square-root rule.
-    done = sh(project, "sweepkit-train", flag, "conf", "model=ring_net", "data=rings", "optimizer=nadam", "data.batch_size=256",
-              "lr_scaling.base_batch_size=64", "optimizer.lr=0.001", "trainer=debug", "tracking=none")
-    assert "lr_effective 0.002 = optimizer.lr 0.001 x (batch 256 / base 64) ^ 0.5  [rule sqrt" in done.stdout + done.stderr
+    done = sh(
+        project,
+        "sweepkit-train",
+        flag,
+        "conf",
+        "model=ring_net",
+        "data=rings",
+        "optimizer=nadam",
+        "data.batch_size=256",
+        "lr_scaling.base_batch_size=64",
+        "optimizer.lr=0.001",
+        "trainer=debug",
+        "tracking=none",
+    )
+    assert (
+        "lr_effective 0.002 = optimizer.lr 0.001 x (batch 256 / base 64) ^ 0.5  [rule sqrt"
+        in done.stdout + done.stderr
+    )
 
 
 def test_config_path_makes_the_users_folder_the_primary_one(project):
     # -cp/-cn: the user's own primary config, which still composes sweepkit's shipped groups.
     done = sh(project, "sweepkit-train", "-cp", "conf", "-cn", "mine", "trainer=debug", "tracking=none")
-    assert "[rule sqrt, optimizer nadam]" in done.stdout + done.stderr  # conf/mine.yaml chose the own optimizer
+    assert (
+        "[rule sqrt, optimizer nadam]" in done.stdout + done.stderr
+    )  # conf/mine.yaml chose the own optimizer
     composed = sh(project, "sweepkit-train", "-cp", "conf", "-cn", "mine", "--cfg", "job").stdout
     assert "_target_: ring_model.RingNet" in composed and "_target_: torch.optim.NAdam" in composed
 
 
 def test_lr_find_takes_the_users_config_folder(project):
     # sweepkit-lr-find --config-dir: the range test of the user's own model.
-    done = sh(project, "sweepkit-lr-find", "--config-dir", "conf", "model=ring_net", "data=rings", "lr_find.num_steps=20", "tracking=none")
+    done = sh(
+        project,
+        "sweepkit-lr-find",
+        "--config-dir",
+        "conf",
+        "model=ring_net",
+        "data=rings",
+        "lr_find.num_steps=20",
+        "tracking=none",
+    )
     assert "paste: optimizer.lr=" in done.stdout + done.stderr
 
 
@@ -71,22 +108,43 @@ def test_a_bad_own_option_is_one_line_listing_every_folder_on_the_search_path(pr
     # The options come from Hydra's search path: the shipped ones and the user's, in one line, exit 2.
     done = sh(project, "sweepkit-train", "--config-dir", "conf", "model=ring_nett", check=False)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["sweepkit-train: error: model=ring_nett is not one of: cnn, linear, mlp, ring_net, torchvision"]
+    assert done.stderr.strip().splitlines() == [
+        "sweepkit-train: error: model=ring_nett is not one of: cnn, linear, mlp, ring_net, torchvision"
+    ]
 
 
 def test_a_lightning_hydra_template_search_file_from_the_users_folder_sweeps_to_n_trials(project):
     # examples/own_project/conf/hparams_search/rings_optuna.yaml is written as lightning-hydra-template's
     # mnist_optuna.yaml, the sweeper renamed: it runs from the user's folder to n_trials.
-    sh(project, "sweepkit-train", "-m", "--config-dir", "conf", "hparams_search=rings_optuna", "hydra.sweeper.n_trials=4",
-       "trainer.max_epochs=3", "tracking=none")
+    sh(
+        project,
+        "sweepkit-train",
+        "-m",
+        "--config-dir",
+        "conf",
+        "hparams_search=rings_optuna",
+        "hydra.sweeper.n_trials=4",
+        "trainer.max_epochs=3",
+        "tracking=none",
+    )
     study = only_study(project)
-    assert len(finished(study)) == 4 and {"optimizer.lr", "data.batch_size", "model.width"} <= set(study.trials[0].params)
+    assert len(finished(study)) == 4 and {"optimizer.lr", "data.batch_size", "model.width"} <= set(
+        study.trials[0].params
+    )
 
 
 def test_a_search_file_whose_every_lr_diverges_prunes_every_trial_as_diverged(project):
     # conf/hparams_search/diverging.yaml (in the user's folder) draws lrs no model survives: every
     # trial ends PRUNED, reason diverged, and the sweep still reaches n_trials.
-    sh(project, "sweepkit-train", "-m", "--config-dir", "conf", "hparams_search=diverging", "hydra.sweeper.n_trials=3")
+    sh(
+        project,
+        "sweepkit-train",
+        "-m",
+        "--config-dir",
+        "conf",
+        "hparams_search=diverging",
+        "hydra.sweeper.n_trials=3",
+    )
     study = only_study(project)
     assert states(study) == {"PRUNED": 3}
     assert {t.user_attrs["prune_reason"] for t in study.trials} == {"diverged"}
@@ -120,7 +178,7 @@ OWN_APP = textwrap.dedent('''
     if __name__ == "__main__":
         main()
 ''')
-OWN_APP_CONFIG = textwrap.dedent('''
+OWN_APP_CONFIG = textwrap.dedent("""
     defaults:
       - override hydra/sweeper: sweepkit
       - _self_
@@ -139,10 +197,14 @@ OWN_APP_CONFIG = textwrap.dedent('''
         pruner: {_target_: optuna.pruners.MedianPruner, n_startup_trials: 2, n_warmup_steps: 1}
         params:
           x: interval(-4.0, 6.0)
-''')
+""")
 
 
-@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"]], ids=["basic", "joblib"])
+@pytest.mark.parametrize(
+    "launcher",
+    [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"]],
+    ids=["basic", "joblib"],
+)
 @pytest.mark.parametrize("tracking", ["mlflow", "none"])
 def test_the_sweeper_prunes_an_own_hydra_app_through_current_trial(launcher, tracking, tmp_path):
     # The user's own task function gets the study, pruning, n_trials, and with MLflow on, its own
@@ -151,8 +213,14 @@ def test_the_sweeper_prunes_an_own_hydra_app_through_current_trial(launcher, tra
     (tmp_path / "conf" / "app.yaml").write_text(OWN_APP_CONFIG)
     (tmp_path / "app.py").write_text(OWN_APP)
     selected = "sweepkit.tracking.mlflow_tracker" if tracking == "mlflow" else "null"
-    done = subprocess.run([sys.executable, "app.py", f"tracking.trackers.mlflow={selected}", *launcher], cwd=tmp_path, env=user_env(),
-                          capture_output=True, text=True, timeout=400)
+    done = subprocess.run(
+        [sys.executable, "app.py", f"tracking.trackers.mlflow={selected}", *launcher],
+        cwd=tmp_path,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     study = only_study(tmp_path)
     assert len(finished(study)) == 8 and states(study).get("PRUNED", 0) >= 1, states(study)
@@ -176,8 +244,17 @@ def test_sweepkit_init_makes_a_project_whose_sweep_reaches_n_trials(tmp_path):
     project = tmp_path / "proj"
     readme = (project / "README.md").read_text()
     assert "sweepkit-train -m --config-dir conf hparams_search=tiny_search" in readme
-    sh(project, "sweepkit-train", "-m", "--config-dir", "conf", "hparams_search=tiny_search", "hydra.sweeper.n_trials=3",
-       "trainer.max_epochs=2", "tracking=none")
+    sh(
+        project,
+        "sweepkit-train",
+        "-m",
+        "--config-dir",
+        "conf",
+        "hparams_search=tiny_search",
+        "hydra.sweeper.n_trials=3",
+        "trainer.max_epochs=2",
+        "tracking=none",
+    )
     assert len(finished(only_study(project))) == 3
     report = sh(project, "sweepkit-report", "multirun/tiny_search")
     assert re.search(r"^best \S+ [\d.]+ \(trial \d+\)$", report.stdout, re.M)

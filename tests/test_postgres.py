@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from postgres import find_bin_dir, require_bin_dir
 
 
@@ -20,7 +19,9 @@ def test_debian_layout_is_found_off_path_newest_first(tmp_path):
     # Debian's server binaries live in /usr/lib/postgresql/<major>/bin, not on PATH: the newest is used.
     _fake_install(tmp_path, 9)
     newest = _fake_install(tmp_path, 16)
-    assert find_bin_dir(search_path=str(tmp_path / "empty"), debian_glob=str(tmp_path / "*" / "bin")) == newest
+    assert (
+        find_bin_dir(search_path=str(tmp_path / "empty"), debian_glob=str(tmp_path / "*" / "bin")) == newest
+    )
 
 
 def test_missing_server_skips_on_a_laptop(tmp_path, monkeypatch):

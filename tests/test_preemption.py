@@ -29,6 +29,11 @@ def test_a_repeat_of_the_stop_request_during_the_bookkeeping_does_not_kill_the_j
     # The job's bookkeeping (marking its trial preempted) runs under sweepkit's handler: the same
     # request again is ignored, not the default action that would end the job before the mark.
     marked = tmp_path / "marked"
-    done = subprocess.run([sys.executable, "-c", SAME_REQUEST_DURING_BOOKKEEPING, str(marked)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", SAME_REQUEST_DURING_BOOKKEEPING, str(marked)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert marked.read_text() == "marked requeued=False"

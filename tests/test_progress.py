@@ -39,7 +39,10 @@ def test_unknown_progress_mode_lists_the_choices():
 
 
 def test_format_metrics_suits_each_metric():
-    assert format_metrics({"train/samples_per_s": 1234.56, "lr": 0.00012345}) == "train/samples_per_s 1234.6  lr 0.000123"
+    assert (
+        format_metrics({"train/samples_per_s": 1234.56, "lr": 0.00012345})
+        == "train/samples_per_s 1234.6  lr 0.000123"
+    )
 
 
 def test_a_sweep_shows_no_bar_when_stdout_is_not_a_terminal(capsys):

@@ -26,13 +26,16 @@ def pruned_study(slow_starters_win: bool, storage=None, seed=0):
         rate = 3.0 - 14 * (final - 0.8) if slow_starters_win else 0.3 + 20 * (final - 0.8)
         curve = _curve(final, rate)
         finished = i < 12
-        study.add_trial(optuna.trial.create_trial(
-            params={"x": float(i)}, distributions={"x": FloatDistribution(0, 100)},
-            value=max(curve.values()) if finished else None,
-            state=TrialState.COMPLETE if finished else TrialState.PRUNED,
-            intermediate_values=curve if finished else {e: curve[e] for e in (1, 2)},
-            user_attrs={} if finished else {studies.PRUNED_EPOCH: 2, studies.PRUNE_REASON: "pruner"},
-        ))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float(i)},
+                distributions={"x": FloatDistribution(0, 100)},
+                value=max(curve.values()) if finished else None,
+                state=TrialState.COMPLETE if finished else TrialState.PRUNED,
+                intermediate_values=curve if finished else {e: curve[e] for e in (1, 2)},
+                user_attrs={} if finished else {studies.PRUNED_EPOCH: 2, studies.PRUNE_REASON: "pruner"},
+            )
+        )
     return study
 
 
@@ -55,18 +58,27 @@ def test_misleading_early_values_are_called_doubtful_and_name_the_trials_at_risk
     assert decision.rank_correlation < 0
     assert decision.plausible
     verdict = pruning_audit.describe(audit)[-1]
-    assert "doubtful" in verdict and "n_warmup_steps > 2" in verdict and "might have beaten the best" in verdict
+    assert (
+        "doubtful" in verdict and "n_warmup_steps > 2" in verdict and "might have beaten the best" in verdict
+    )
 
 
 def test_diverged_trials_are_not_the_pruners_decisions():
     # A trial stopped for a non-finite loss was not judged by the pruner: no decision epoch for it.
     study = optuna.create_study(direction="maximize")
-    for i, (state, reason) in enumerate([(TrialState.COMPLETE, None)] * 4 + [(TrialState.PRUNED, "diverged")]):
-        study.add_trial(optuna.trial.create_trial(
-            params={"x": float(i)}, distributions={"x": FloatDistribution(0, 100)},
-            value=0.9 if state == TrialState.COMPLETE else None, state=state, intermediate_values={1: 0.5},
-            user_attrs={studies.PRUNE_REASON: reason, studies.PRUNED_EPOCH: 1} if reason else {},
-        ))
+    for i, (state, reason) in enumerate(
+        [(TrialState.COMPLETE, None)] * 4 + [(TrialState.PRUNED, "diverged")]
+    ):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float(i)},
+                distributions={"x": FloatDistribution(0, 100)},
+                value=0.9 if state == TrialState.COMPLETE else None,
+                state=state,
+                intermediate_values={1: 0.5},
+                user_attrs={studies.PRUNE_REASON: reason, studies.PRUNED_EPOCH: 1} if reason else {},
+            )
+        )
     assert pruning_audit.audit(study) is None
 
 

@@ -275,10 +275,18 @@ def test_readme_links_every_docs_page():
 def test_the_in_process_optuna_loop_of_the_docs_runs_as_written(tmp_path):
     # The loop the docs show (and bench/sweep_cost.py times as the floor) runs, at a tiny budget.
     page = (REPO / "docs" / "training.md").read_text()
-    loop = next(block for block in re.findall(r"```python\n(.*?)```", section(page, "From Python"), re.DOTALL) if "optuna" in block)
-    tiny_loop = loop.replace('"tracking=none",', '"tracking=none", "trainer=debug",').replace("n_trials=30", "n_trials=2")
+    loop = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", section(page, "From Python"), re.DOTALL)
+        if "optuna" in block
+    )
+    tiny_loop = loop.replace('"tracking=none",', '"tracking=none", "trainer=debug",').replace(
+        "n_trials=30", "n_trials=2"
+    )
     assert tiny_loop != loop and "trainer=debug" in tiny_loop
-    done = subprocess.run([sys.executable, "-c", tiny_loop], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", tiny_loop], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "optimizer.lr" in done.stdout
     assert not list(tmp_path.iterdir()), "no files: the floor writes nothing"

@@ -32,14 +32,23 @@ def synthetic_study(best_lr, noise=0.01, seed=0, storage=None, grid=None, extra=
     study = optuna.create_study(direction="minimize", storage=storage)
     for batch in BATCH_SIZES:
         for lr in grid or lr_grid():
-            params, distributions, attrs = {BATCH: batch, LR: lr}, dict(DISTRIBUTIONS), {studies.LR_EFFECTIVE: lr}
+            params, distributions, attrs = (
+                {BATCH: batch, LR: lr},
+                dict(DISTRIBUTIONS),
+                {studies.LR_EFFECTIVE: lr},
+            )
             if extra is not None:
                 params, distributions, attrs, lr_trained = extra(params, distributions, attrs)
             else:
                 lr_trained = lr
-            study.add_trial(optuna.trial.create_trial(
-                params=params, distributions=distributions, value=loss_at(lr_trained, best_lr(batch), rng, noise), user_attrs=attrs,
-            ))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=params,
+                    distributions=distributions,
+                    value=loss_at(lr_trained, best_lr(batch), rng, noise),
+                    user_attrs=attrs,
+                )
+            )
     return study
 
 
@@ -89,14 +98,22 @@ def test_each_optimizer_gets_its_own_law_and_metric_names():
     for name, (at_16, alpha) in laws.items():
         for batch in BATCH_SIZES:
             for lr in lr_grid(at_16 * 5):
-                study.add_trial(optuna.trial.create_trial(
-                    params={BATCH: batch, LR: lr, "optimizer": name},
-                    distributions={**DISTRIBUTIONS, "optimizer": CategoricalDistribution(["sgd", "adam"])},
-                    value=loss_at(lr, at_16 * (batch / 16) ** alpha, rng, 0.01), user_attrs={studies.LR_EFFECTIVE: lr},
-                ))
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        params={BATCH: batch, LR: lr, "optimizer": name},
+                        distributions={
+                            **DISTRIBUTIONS,
+                            "optimizer": CategoricalDistribution(["sgd", "adam"]),
+                        },
+                        value=loss_at(lr, at_16 * (batch / 16) ** alpha, rng, 0.01),
+                        user_attrs={studies.LR_EFFECTIVE: lr},
+                    )
+                )
     fits = {f.group: f for f in scaling_law.fit_study(study)}
     assert fits["sgd"].law.verdict == "linear" and fits["adam"].law.verdict == "sqrt"
-    assert "scaling/sgd/alpha" in fits["sgd"].metrics() and fits["adam"].tags() == {"scaling.adam.verdict": "sqrt"}
+    assert "scaling/sgd/alpha" in fits["sgd"].metrics() and fits["adam"].tags() == {
+        "scaling.adam.verdict": "sqrt"
+    }
 
 
 def test_best_lr_at_the_edge_of_the_grid_is_left_out_and_said():
@@ -116,7 +133,9 @@ def test_suggestion_states_the_rule_base_batch_and_lr_at_it():
     suggestion = fit.suggestion()
     assert suggestion["lr_scaling.rule"] == "sqrt"
     assert suggestion["lr_scaling.base_batch_size"] == study.best_trial.params[BATCH]
-    assert suggestion["optimizer.lr"] == pytest.approx(fit.law.lr_at(suggestion["lr_scaling.base_batch_size"]), rel=0.01)
+    assert suggestion["optimizer.lr"] == pytest.approx(
+        fit.law.lr_at(suggestion["lr_scaling.base_batch_size"]), rel=0.01
+    )
 
 
 def test_too_few_lr_points_is_a_note_not_a_crash():

@@ -6,16 +6,20 @@ import subprocess
 
 import pytest
 from optuna.trial import TrialState
-
 from sweeps import TRAIN, MlflowView, only_study, run_sweep, sweep_env
+
 from sweepkit import studies
 from sweepkit.tasks import NOISE_SCALE
 
 pytestmark = pytest.mark.slow
 
 TINY = [
-    "hparams_search=scaling_law", "scaling_law.batch_sizes=[32,128]", "scaling_law.lr_points=3",
-    "scaling_law.lr_centre=0.01", "scaling_law.lr_decades=2", "trainer.max_epochs=2",
+    "hparams_search=scaling_law",
+    "scaling_law.batch_sizes=[32,128]",
+    "scaling_law.lr_points=3",
+    "scaling_law.lr_centre=0.01",
+    "scaling_law.lr_decades=2",
+    "trainer.max_epochs=2",
 ]
 
 
@@ -45,11 +49,18 @@ def test_sweep_end_writes_the_plot_and_parent_run_metrics(sweep):
     assert (folder / "plots" / "lr_vs_batch.png").stat().st_size > 0
     (parent,) = MlflowView.read(cwd).parents
     assert {"scaling/alpha", "scaling/alpha_low", "scaling/alpha_high"} <= set(parent.data.metrics)
-    assert parent.data.metrics["scaling/alpha_low"] <= parent.data.metrics["scaling/alpha"] <= parent.data.metrics["scaling/alpha_high"]
+    assert (
+        parent.data.metrics["scaling/alpha_low"]
+        <= parent.data.metrics["scaling/alpha"]
+        <= parent.data.metrics["scaling/alpha_high"]
+    )
     assert parent.data.tags["scaling.verdict"] in ("linear", "sqrt", "neither", "undecided")
     from mlflow import MlflowClient
 
-    artifacts = [a.path for a in MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}").list_artifacts(parent.info.run_id, "plots")]
+    artifacts = [
+        a.path
+        for a in MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}").list_artifacts(parent.info.run_id, "plots")
+    ]
     assert "plots/lr_vs_batch.png" in artifacts
 
 
@@ -70,8 +81,12 @@ def test_report_scaling_prints_the_law_and_the_config(sweep):
     # sweepkit-report <folder> --scaling: the per-batch table, alpha with interval and verdict, the config.
     cwd, _, folder = sweep
     out = subprocess.run(
-        [str(TRAIN.with_name("sweepkit-report")), str(folder), "--scaling"], cwd=cwd, env=sweep_env(),
-        capture_output=True, text=True, check=True,
+        [str(TRAIN.with_name("sweepkit-report")), str(folder), "--scaling"],
+        cwd=cwd,
+        env=sweep_env(),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "lr vs batch size" in out and "alpha " in out and "config: lr_scaling.rule=" in out
     assert f"plot: {folder / 'plots' / 'lr_vs_batch.png'}" in out
@@ -82,9 +97,15 @@ def test_report_scaling_on_a_study_without_both_params_is_one_line_and_exit_2(sw
     import optuna
 
     storage = studies.open_storage(str(tmp_path / "optuna.journal"))
-    optuna.create_study(study_name="plain", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    optuna.create_study(study_name="plain", storage=storage).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
     done = subprocess.run(
-        [str(TRAIN.with_name("sweepkit-report")), "plain", "--scaling"], cwd=tmp_path, env=sweep_env(), capture_output=True, text=True,
+        [str(TRAIN.with_name("sweepkit-report")), "plain", "--scaling"],
+        cwd=tmp_path,
+        env=sweep_env(),
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

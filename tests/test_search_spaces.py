@@ -2,9 +2,9 @@
 
 import optuna
 import pytest
+from conftest import CONFIG_DIR
 from hydra import compose, initialize_config_dir
 
-from conftest import CONFIG_DIR
 from sweepkit.search_spaces import sgd_momentum
 
 
@@ -14,7 +14,11 @@ def sweep_cfg():
     Hydra's running context."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         # a search preset whose sweeper keys the command line refines, and a searched optimizer
-        search = ["hparams_search=lr_batch_optimizer", "hydra.sweeper.sampler.n_startup_trials=4", "tracking=none"]
+        search = [
+            "hparams_search=lr_batch_optimizer",
+            "hydra.sweeper.sampler.n_startup_trials=4",
+            "tracking=none",
+        ]
         yield lambda *overrides: compose("train", overrides=[*search, *overrides], return_hydra_config=True)
 
 
@@ -26,7 +30,9 @@ def _trial(**choices):
 
 
 @pytest.mark.parametrize(("optimizer", "searched"), [("sgd", True), ("adam", False), ("rmsprop", False)])
-def test_momentum_is_searched_only_for_optimizers_that_take_momentum_and_nesterov(sweep_cfg, optimizer, searched):
+def test_momentum_is_searched_only_for_optimizers_that_take_momentum_and_nesterov(
+    sweep_cfg, optimizer, searched
+):
     # RMSprop has a momentum but no Nesterov switch: the pair is SGD's knob.
     trial = _trial(optimizer=optimizer)
     sgd_momentum(sweep_cfg(), trial)

@@ -30,7 +30,9 @@ def test_study_mutex_lets_one_holder_in_at_a_time_across_storage_handles(tmp_pat
     for t in threads:
         t.join(timeout=60)
     assert most_inside[0] == 1
-    assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(url))] == ["s"]  # no lock left behind
+    assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(url))] == [
+        "s"
+    ]  # no lock left behind
 
 
 def test_a_lock_left_by_a_dead_holder_is_taken_over(tmp_path):
@@ -55,6 +57,7 @@ def test_a_held_lock_is_a_study_that_listings_can_tell_apart(tmp_path):
 
 
 # -- opening a study from Python: studies.load ---------------------------------------------------------
+
 
 def _journal_with(tmp_path, *names):
     from sweepkit.studies import open_storage
@@ -129,6 +132,7 @@ def test_load_of_a_missing_journal_creates_nothing(tmp_path):
 
 
 # -- metric names ------------------------------------------------------------------------------------
+
 
 def test_name_metrics_names_an_unnamed_study_and_refuses_other_names(tmp_path):
     # A study made before names were recorded gets them; one that records others is refused.

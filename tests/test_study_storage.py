@@ -9,7 +9,6 @@ from pathlib import Path
 import optuna
 import pytest
 
-
 TRIALS_PER_WORKER = 8
 
 # One sweep worker: reopen the study by name and run its share of trials.
@@ -60,8 +59,13 @@ def test_two_processes_share_one_study(storage, tmp_path: Path):
     kind, location = storage
     optuna.create_study(study_name="shared", storage=open_storage(kind, location))  # before any worker
     workers = [
-        subprocess.Popen([sys.executable, "-c", WORKER, kind, location, "shared", str(TRIALS_PER_WORKER)],
-                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, kind, location, "shared", str(TRIALS_PER_WORKER)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(2)
     ]
     for worker in workers:
@@ -79,7 +83,14 @@ def test_workers_opening_one_fresh_postgresql_database_together_all_succeed(post
     # Array tasks start at the same moment and race to create Optuna's schema; the losers'
     # "already exists" is absorbed by studies.open_storage, so every worker gets the storage.
     script = "import sys\nfrom sweepkit.studies import open_storage\nopen_storage(sys.argv[1])\n"
-    workers = [subprocess.Popen([sys.executable, "-c", script, postgres_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for _ in range(4)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, postgres_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outputs = [w.communicate(timeout=120)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0, 0, 0], "\n".join(outputs)

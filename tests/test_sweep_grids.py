@@ -26,10 +26,12 @@ def test_bad_grid_sizes_are_one_line_naming_the_key():
 def test_resolvers_size_n_trials_from_the_grid_and_survive_in_place_resolution():
     # The preset's interpolations resolve, also by OmegaConf.resolve (what --cfg all --resolve does).
     register()
-    cfg = OmegaConf.create({
-        "s": {"batch_sizes": [16, 32, 64], "lr_points": 4},
-        "n_trials": "${sweepkit.grid_size:${s.batch_sizes},${s.lr_points}}",
-        "lrs": "${sweepkit.log_grid:null,0.05,3.0,${s.lr_points}}",
-    })
+    cfg = OmegaConf.create(
+        {
+            "s": {"batch_sizes": [16, 32, 64], "lr_points": 4},
+            "n_trials": "${sweepkit.grid_size:${s.batch_sizes},${s.lr_points}}",
+            "lrs": "${sweepkit.log_grid:null,0.05,3.0,${s.lr_points}}",
+        }
+    )
     OmegaConf.resolve(cfg)
     assert cfg.n_trials == 12 == grid_size([16, 32, 64], 4) and len(cfg.lrs) == 4

@@ -1,18 +1,28 @@
 """The sweepkit sweeper end to end: real sweeps (subprocesses), real Optuna journal, real MLflow store,
 real Hydra launchers. Each test states the rule it checks."""
 
-import re
+import itertools
 import os
+import re
 import signal
 import time
 
 import pytest
 import yaml
 from optuna.trial import TrialState
-
 from sweeps import (
-    FAST_SEARCH, SEARCHPATH, MlflowView, finished, kill_group, only_study, run_sweep, start_sweep, states, wait_for,
+    FAST_SEARCH,
+    SEARCHPATH,
+    MlflowView,
+    finished,
+    kill_group,
+    only_study,
+    run_sweep,
+    start_sweep,
+    states,
+    wait_for,
 )
+
 from sweepkit import studies
 
 pytestmark = pytest.mark.slow
@@ -20,7 +30,11 @@ pytestmark = pytest.mark.slow
 LAUNCHERS = {
     "basic": [],
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"],
-    "submitit_local": ["hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=5", "hydra.launcher.timeout_min=10"],
+    "submitit_local": [
+        "hydra/launcher=submitit_local",
+        "hydra.sweeper.n_jobs=5",
+        "hydra.launcher.timeout_min=10",
+    ],
 }
 
 
@@ -45,21 +59,33 @@ def _assert_study_mlflow_and_folders_agree(cwd, study, n_trials):
         assert sorted(trial.intermediate_values) == list(range(1, epochs + 1))
         assert (sweep_dir / str(trial.number) / "checkpoints" / "last.pt").exists()
         if trial.state == TrialState.PRUNED:
-            assert child.data.tags["optuna.pruned_epoch"] == str(trial.user_attrs[studies.PRUNED_EPOCH]) == str(epochs)
+            assert (
+                child.data.tags["optuna.pruned_epoch"]
+                == str(trial.user_attrs[studies.PRUNED_EPOCH])
+                == str(epochs)
+            )
             assert child.data.tags["optuna.prune_reason"] == trial.user_attrs[studies.PRUNE_REASON]
             reason = trial.user_attrs[studies.PRUNE_REASON]
             marker = f"{'pruned' if reason == 'pruner' else reason}@{epochs}"
-            assert child.info.run_name.startswith(f"{marker} trial-{trial.number}-")  # told apart in the runs table by name
+            assert child.info.run_name.startswith(
+                f"{marker} trial-{trial.number}-"
+            )  # told apart in the runs table by name
         else:
             assert trial.value == pytest.approx(child.data.metrics["best/val/acc"])
             assert child.info.run_name.startswith(f"trial-{trial.number}-")
     # the study, the parent run and the results file name the objective's metric
     assert study.metric_names == ["val/acc"]
     assert parent.data.params["objective"] == "val/acc maximize"
-    assert parent.data.metrics["best/val/acc"] == parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert (
+        parent.data.metrics["best/val/acc"]
+        == parent.data.metrics["best_value"]
+        == pytest.approx(study.best_value)
+    )
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["metric"] == "val/acc" and results["best_value"] == pytest.approx(study.best_value)
-    assert (sweep_dir / "optimization_results.yaml").exists() and (sweep_dir / "plots" / "optimization_history.png").exists()
+    assert (sweep_dir / "optimization_results.yaml").exists() and (
+        sweep_dir / "plots" / "optimization_history.png"
+    ).exists()
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
@@ -81,9 +107,13 @@ def test_by_default_trials_run_in_parallel_in_long_lived_workers(tmp_path):
     run_sweep(tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=6", "tracking=none")
     trials = finished(only_study(tmp_path))
     workers = {t.user_attrs[studies.WORKER] for t in trials}
-    assert len(trials) == 6 and 2 <= len(workers) <= min(len(os.sched_getaffinity(0)), 6)  # reused, on a machine of < 6 cores
+    assert len(trials) == 6 and 2 <= len(workers) <= min(
+        len(os.sched_getaffinity(0)), 6
+    )  # reused, on a machine of < 6 cores
     spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
-    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), "two trials ran at once"
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), (
+        "two trials ran at once"
+    )
 
 
 def test_rerun_resumes_the_study_without_overwriting(tmp_path):
@@ -118,16 +148,28 @@ def test_different_fixed_configs_do_not_share_a_study(tmp_path):
 def test_diverging_trials_are_pruned_with_reason_diverged(tmp_path):
     # A non-finite loss stops the trial at once; it is told PRUNED with reason "diverged".
     run_sweep(
-        tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=2", "optimizer=sgd", "optimizer.momentum=0", "optimizer.nesterov=false",
-        "optimizer.lr=tag(log, interval(1e10, 1e12))", "data.batch_size=64",
+        tmp_path,
+        *FAST_SEARCH,
+        "hydra.sweeper.n_trials=2",
+        "optimizer=sgd",
+        "optimizer.momentum=0",
+        "optimizer.nesterov=false",
+        "optimizer.lr=tag(log, interval(1e10, 1e12))",
+        "data.batch_size=64",
     )
     study = only_study(tmp_path)
     view = MlflowView.read(tmp_path)
     for trial in study.get_trials(deepcopy=False):
         assert trial.state == TrialState.PRUNED
-        assert trial.user_attrs[studies.PRUNE_REASON] == "diverged" and trial.user_attrs[studies.PRUNED_EPOCH] == 1
+        assert (
+            trial.user_attrs[studies.PRUNE_REASON] == "diverged"
+            and trial.user_attrs[studies.PRUNED_EPOCH] == 1
+        )
         child = view.child(trial.number)
-        assert child.data.tags["optuna.prune_reason"] == "diverged" and child.data.tags["optuna.state"] == "PRUNED"
+        assert (
+            child.data.tags["optuna.prune_reason"] == "diverged"
+            and child.data.tags["optuna.state"] == "PRUNED"
+        )
 
 
 def test_trials_that_run_out_of_device_memory_are_pruned_with_reason_oom(tmp_path):
@@ -135,7 +177,12 @@ def test_trials_that_run_out_of_device_memory_are_pruned_with_reason_oom(tmp_pat
     # trial with reason "oom", so that the sampler learns the region (a FAIL it would ignore); the
     # sweep goes on to n_trials.
     run_sweep(
-        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=memory_hungry", "model.oom_from_batch_size=128", "hydra.sweeper.n_trials=3",
+        tmp_path,
+        *FAST_SEARCH,
+        SEARCHPATH,
+        "model=memory_hungry",
+        "model.oom_from_batch_size=128",
+        "hydra.sweeper.n_trials=3",
         "hydra.sweeper.enqueue_trials=[{optimizer: adam, optimizer.lr: 0.001, data.batch_size: 256, lr_scaling.rule: none},"
         "{optimizer: adam, optimizer.lr: 0.001, data.batch_size: 32, lr_scaling.rule: none}]",
     )
@@ -144,18 +191,29 @@ def test_trials_that_run_out_of_device_memory_are_pruned_with_reason_oom(tmp_pat
     assert len(finished(study)) == 3
     for trial in study.get_trials(deepcopy=False):
         oom = trial.params["data.batch_size"] >= 128
-        assert (trial.state == TrialState.PRUNED and trial.user_attrs[studies.PRUNE_REASON] == "oom") == oom, trial
+        assert (
+            trial.state == TrialState.PRUNED and trial.user_attrs[studies.PRUNE_REASON] == "oom"
+        ) == oom, trial
         if oom:
             child = view.child(trial.number)
-            assert child.data.tags["optuna.prune_reason"] == "oom" and child.data.tags["optuna.state"] == "PRUNED"
+            assert (
+                child.data.tags["optuna.prune_reason"] == "oom"
+                and child.data.tags["optuna.state"] == "PRUNED"
+            )
             assert child.info.status == "FINISHED" and trial.user_attrs[studies.PRUNED_EPOCH] == 0
 
 
 def test_failing_job_is_fail_with_traceback_and_the_sweep_goes_on(tmp_path):
     # A job that raises is FAIL (traceback in its job log and its MLflow child); the others complete.
     run_sweep(
-        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.fail_after_steps=5", "model.only_in_trial=1",
-        "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=1.0",
+        tmp_path,
+        *FAST_SEARCH,
+        SEARCHPATH,
+        "model=flaky",
+        "model.fail_after_steps=5",
+        "model.only_in_trial=1",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.max_failure_rate=1.0",
     )
     study = only_study(tmp_path)
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
@@ -173,8 +231,15 @@ def test_failing_job_is_fail_with_traceback_and_the_sweep_goes_on(tmp_path):
 def test_max_failure_rate_stops_a_sweep_that_keeps_failing(tmp_path):
     # More failures than max_failure_rate x n_trials: the sweep stops with one clear line.
     done = run_sweep(
-        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.fail_after_steps=1",
-        "hydra.sweeper.n_trials=8", "hydra.sweeper.max_failure_rate=0.25", "hydra.sweeper.n_jobs=1", check=False,
+        tmp_path,
+        *FAST_SEARCH,
+        SEARCHPATH,
+        "model=flaky",
+        "model.fail_after_steps=1",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.max_failure_rate=0.25",
+        "hydra.sweeper.n_jobs=1",
+        check=False,
     )  # one trial at a time: in parallel, the trials running when the limit is crossed fail too
     assert done.returncode == 1
     assert "3 trials failed, more than hydra.sweeper.max_failure_rate=0.25 x n_trials=8 allows" in done.stderr
@@ -188,15 +253,26 @@ def test_dead_worker_is_fail_and_the_sweep_goes_on(tmp_path):
     # still ends with n_trials results. (loky ends all workers of a pool that lost one, so a trial
     # running beside it is lost as well, and retried the same way.)
     run_sweep(
-        tmp_path, *FAST_SEARCH, SEARCHPATH, "model=flaky", "model.die_after_steps=3", "model.only_in_trial=1",
-        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=1.0",
-        "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5",
+        tmp_path,
+        *FAST_SEARCH,
+        SEARCHPATH,
+        "model=flaky",
+        "model.die_after_steps=3",
+        "model.only_in_trial=1",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.max_failure_rate=1.0",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.grace_period=5",
     )
     study = only_study(tmp_path)
     lost = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     reasons = {t.number: t.user_attrs[studies.FAIL_REASON] for t in lost}
     # told by the launcher's missing result or, first, by the heartbeat gone quiet: lost either way
-    assert 1 in reasons and all(reason.startswith(("lost:", "stale:")) for reason in reasons.values()), reasons
+    assert 1 in reasons and all(reason.startswith(("lost:", "stale:")) for reason in reasons.values()), (
+        reasons
+    )
     for trial in lost:
         retries = [t for t in study.trials if t.user_attrs.get(studies.RETRY_OF) == trial.number]
         assert len(retries) == 1 and retries[0].params == trial.params and retries[0].state.is_finished()
@@ -211,14 +287,25 @@ def test_killed_sweep_resumes_retries_the_lost_trial_once_and_ends_at_n_trials(t
     # SIGKILL mid-trial, then the same command: no trial left RUNNING, the interrupted params are
     # tried again (once), and the study ends with exactly n_trials finished.
     command = [
-        *FAST_SEARCH, "hydra.sweeper.n_trials=3", "trainer.max_epochs=40", "data.batch_size=16",
-        "hydra.sweeper.pruner=NopPruner", "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3",
+        *FAST_SEARCH,
+        "hydra.sweeper.n_trials=3",
+        "trainer.max_epochs=40",
+        "data.batch_size=16",
+        "hydra.sweeper.pruner=NopPruner",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.grace_period=3",
     ]
     process = start_sweep(tmp_path, *command)
     journal = tmp_path / "optuna.journal"
-    wait_for(lambda: journal.exists() and any(
-        t.number == 1 and len(t.intermediate_values) >= 2 for t in only_study(tmp_path).get_trials(deepcopy=False)
-    ))
+    wait_for(
+        lambda: (
+            journal.exists()
+            and any(
+                t.number == 1 and len(t.intermediate_values) >= 2
+                for t in only_study(tmp_path).get_trials(deepcopy=False)
+            )
+        )
+    )
     kill_group(process)
     killed = only_study(tmp_path).get_trials(deepcopy=False)[1]
     assert killed.state == TrialState.RUNNING
@@ -228,9 +315,13 @@ def test_killed_sweep_resumes_retries_the_lost_trial_once_and_ends_at_n_trials(t
     study = only_study(tmp_path)
     trials = study.get_trials(deepcopy=False)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
-    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs[studies.FAIL_REASON].startswith("stale")
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs[studies.FAIL_REASON].startswith(
+        "stale"
+    )
     retries = [t for t in trials if t.user_attrs.get(studies.RETRY_OF) == 1]
-    assert len(retries) == 1 and retries[0].params == killed.params and retries[0].state == TrialState.COMPLETE
+    assert (
+        len(retries) == 1 and retries[0].params == killed.params and retries[0].state == TrialState.COMPLETE
+    )
     assert len(finished(study)) == 3
     assert MlflowView.read(tmp_path).child(1).info.status == "FAILED"
 
@@ -238,23 +329,34 @@ def test_killed_sweep_resumes_retries_the_lost_trial_once_and_ends_at_n_trials(t
 def test_two_sweep_processes_share_one_study(tmp_path):
     # The cluster pattern: two workers (n_jobs=1 each) on one storage finish n_trials between them,
     # with no duplicate trial and none lost.
-    command = [*FAST_SEARCH, "hydra.sweeper.n_trials=8", "hydra.sweeper.study_name=shared", "hydra.sweeper.heartbeat_interval=1",
-               "hydra.sweeper.grace_period=10"]
+    command = [
+        *FAST_SEARCH,
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.study_name=shared",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.grace_period=10",
+    ]
     from mlflow import MlflowClient
 
     MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_experiments()  # one process creates the store
     workers = [start_sweep(tmp_path, *command) for _ in range(2)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    from sweepkit.studies import open_storage
     import optuna
+
+    from sweepkit.studies import open_storage
 
     study = optuna.load_study(study_name="shared", storage=open_storage(str(tmp_path / "optuna.journal")))
     results = finished(study)
     assert len(results) == 8
     assert not study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-    assert all(t.user_attrs.get(studies.FAIL_REASON, "").startswith("surplus") for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    assert all(" finished | " in out for out in outputs), "both workers ran trials"  # the per-trial progress line
+    assert all(
+        t.user_attrs.get(studies.FAIL_REASON, "").startswith("surplus")
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    )
+    assert all(" finished | " in out for out in outputs), (
+        "both workers ran trials"
+    )  # the per-trial progress line
     folders = {p.name for p in (tmp_path / "multirun" / "shared").iterdir() if p.name.isdigit()}
     assert {str(t.number) for t in results} <= folders
 
@@ -262,20 +364,29 @@ def test_two_sweep_processes_share_one_study(tmp_path):
 def test_multi_objective_sweep_reports_a_pareto_front_without_pruning(tmp_path):
     # Two objectives (accuracy up, epoch time down): no pruning (Optuna forbids it), a Pareto front.
     done = run_sweep(
-        tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=4", "objective.metric=[val/acc,epoch_time_s]", "objective.mode=[max,min]",
+        tmp_path,
+        *FAST_SEARCH,
+        "hydra.sweeper.n_trials=4",
+        "objective.metric=[val/acc,epoch_time_s]",
+        "objective.mode=[max,min]",
     )
     assert "pruning is off: Optuna cannot prune multi-objective studies" in done.stderr + done.stdout
     study = only_study(tmp_path)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert states(study) == {"COMPLETE": 4} and all(len(t.values) == 2 for t in study.trials)
-    results = yaml.safe_load((tmp_path / "multirun" / study.study_name / "optimization_results.yaml").read_text())
+    results = yaml.safe_load(
+        (tmp_path / "multirun" / study.study_name / "optimization_results.yaml").read_text()
+    )
     assert results["pareto_front"] and {"number", "params", "values"} <= set(results["pareto_front"][0])
 
 
 def test_enqueued_points_run_first_and_custom_space_adds_conditional_params(tmp_path):
     # enqueue_trials: known-good points first; custom_search_space: momentum only for SGD trials.
     run_sweep(
-        tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=4", "tracking=none",
+        tmp_path,
+        *FAST_SEARCH,
+        "hydra.sweeper.n_trials=4",
+        "tracking=none",
         "hydra.sweeper.enqueue_trials=[{optimizer: sgd, optimizer.lr: 0.05, data.batch_size: 64, lr_scaling.rule: linear}]",
         "hydra.sweeper.custom_search_space=sweepkit.search_spaces.sgd_momentum",
     )
@@ -294,8 +405,12 @@ def test_report_shows_trials_best_and_saved_epochs(tmp_path):
     run_sweep(tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=6", "tracking=none")
     study = only_study(tmp_path)
     report = subprocess.run(
-        [str(TRAIN.with_name("sweepkit-report")), f"multirun/{study.study_name}"], cwd=tmp_path, env=sweep_env(),
-        capture_output=True, text=True, check=True,
+        [str(TRAIN.with_name("sweepkit-report")), f"multirun/{study.study_name}"],
+        cwd=tmp_path,
+        env=sweep_env(),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert re.search(rf"^best \S+ {study.best_value:.4f} \(trial {study.best_trial.number}\)$", report, re.M)
     summary = studies.summarize(study)
@@ -307,12 +422,20 @@ def test_preempted_trial_resumes_under_its_number_without_reporting_an_epoch_twi
     # SIGUSR1 (a scheduler's warning) stops the running trial at a safe point with last.pt written;
     # the same command resumes that trial number from last.pt, each epoch reported and logged once.
     command = [
-        *FAST_SEARCH, "hydra.sweeper.n_trials=1", "trainer.max_epochs=30", "data.batch_size=16",
-        "hydra.sweeper.pruner=NopPruner", "hydra.sweeper.heartbeat_interval=1",
+        *FAST_SEARCH,
+        "hydra.sweeper.n_trials=1",
+        "trainer.max_epochs=30",
+        "data.batch_size=16",
+        "hydra.sweeper.pruner=NopPruner",
+        "hydra.sweeper.heartbeat_interval=1",
     ]
     process = start_sweep(tmp_path, *command)
-    wait_for(lambda: (tmp_path / "optuna.journal").exists() and any(
-        len(t.intermediate_values) >= 3 for t in only_study(tmp_path).get_trials(deepcopy=False)))
+    wait_for(
+        lambda: (
+            (tmp_path / "optuna.journal").exists()
+            and any(len(t.intermediate_values) >= 3 for t in only_study(tmp_path).get_trials(deepcopy=False))
+        )
+    )
     kill_group(process, signal.SIGUSR1)
     assert process.returncode != 0
     study = only_study(tmp_path)
@@ -320,7 +443,9 @@ def test_preempted_trial_resumes_under_its_number_without_reporting_an_epoch_twi
     assert trial.state == TrialState.RUNNING and trial.system_attrs.get(studies.PREEMPTED)
     from sweepkit import checkpoint
 
-    stopped_at = checkpoint.load(tmp_path / "multirun" / study.study_name / "0" / "checkpoints" / "last.pt")["loop"]["epoch"]
+    stopped_at = checkpoint.load(tmp_path / "multirun" / study.study_name / "0" / "checkpoints" / "last.pt")[
+        "loop"
+    ]["epoch"]
     assert 3 <= stopped_at < 30 and sorted(trial.intermediate_values) == list(range(1, stopped_at + 1))
     time.sleep(2.5)  # no heartbeat since the preemption: nobody resumed it
 
@@ -336,14 +461,19 @@ def test_preempted_trial_resumes_under_its_number_without_reporting_an_epoch_twi
 def view_history(cwd, run_id, key):
     from mlflow import MlflowClient
 
-    return sorted(MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}").get_metric_history(run_id, key), key=lambda m: m.step)
+    return sorted(
+        MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}").get_metric_history(run_id, key), key=lambda m: m.step
+    )
 
 
-
-@pytest.mark.parametrize("pruner", ["HyperbandPruner", '"PercentilePruner(percentile=25.0, n_startup_trials=2)"'])
+@pytest.mark.parametrize(
+    "pruner", ["HyperbandPruner", '"PercentilePruner(percentile=25.0, n_startup_trials=2)"']
+)
 def test_other_optuna_pruners_run_in_the_trial_jobs(pruner, tmp_path):
     # Each job rebuilds the pruner from the sweeper config: a class by name, with arguments or without.
-    run_sweep(tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=5", "tracking=none", f"hydra.sweeper.pruner={pruner}")
+    run_sweep(
+        tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=5", "tracking=none", f"hydra.sweeper.pruner={pruner}"
+    )
     study = only_study(tmp_path)
     assert len(finished(study)) == 5
     assert all(len(t.intermediate_values) == t.user_attrs[studies.EPOCHS_RUN] for t in finished(study))

@@ -2,8 +2,8 @@
 workers that must not replay trials, stop signals at any moment, a changed search space, bad input.
 Each test states the rule it checks."""
 
-import re
 import os
+import re
 import signal
 import subprocess
 import time
@@ -12,8 +12,19 @@ import optuna
 import psutil
 import pytest
 from optuna.trial import TrialState
+from sweeps import (
+    FAST_SEARCH,
+    TRAIN,
+    MlflowView,
+    finished,
+    only_study,
+    run_sweep,
+    start_sweep,
+    states,
+    sweep_env,
+    wait_for,
+)
 
-from sweeps import FAST_SEARCH, TRAIN, MlflowView, finished, only_study, run_sweep, start_sweep, states, sweep_env, wait_for
 from sweepkit import studies
 
 pytestmark = pytest.mark.slow
@@ -23,10 +34,15 @@ QUICK = [*FAST_SEARCH, "trainer.max_epochs=2", "hydra.sweeper.pruner=NopPruner",
 
 def _points(study):
     """The parameter sets of the study's trials, retries of lost trials left out (they repeat on purpose)."""
-    return [tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False) if studies.RETRY_OF not in t.user_attrs and t.params]
+    return [
+        tuple(sorted(t.params.items()))
+        for t in study.get_trials(deepcopy=False)
+        if studies.RETRY_OF not in t.user_attrs and t.params
+    ]
 
 
 # -- the journal --------------------------------------------------------------------------------------
+
 
 def test_a_torn_journal_tail_is_repaired_and_the_study_resumes_to_n_trials(tmp_path):
     # The last record cut mid-write: the next sweep cuts it off (kept aside) and goes on to n_trials,
@@ -41,7 +57,13 @@ def test_a_torn_journal_tail_is_repaired_and_the_study_resumes_to_n_trials(tmp_p
     assert kept.read_bytes().endswith(b'"user_a')
     study = only_study(tmp_path)
     assert len(finished(study)) == 4
-    report = subprocess.run([str(TRAIN.with_name("sweepkit-report")), study.study_name], cwd=tmp_path, env=sweep_env(), capture_output=True, text=True)
+    report = subprocess.run(
+        [str(TRAIN.with_name("sweepkit-report")), study.study_name],
+        cwd=tmp_path,
+        env=sweep_env(),
+        capture_output=True,
+        text=True,
+    )
     assert report.returncode == 0 and re.search(r"^best \S+ [\d.]+ \(trial \d+\)$", report.stdout, re.M)
     assert [p.info.status for p in MlflowView.read(tmp_path).parents] == ["FINISHED"]
 
@@ -51,7 +73,7 @@ def test_a_corrupt_journal_line_is_one_line_and_nothing_is_appended(tmp_path):
     run_sweep(tmp_path, *QUICK, "hydra.sweeper.n_trials=1", "tracking=none")
     journal = tmp_path / "optuna.journal"
     lines = journal.read_bytes().splitlines(keepends=True)
-    journal.write_bytes(b"".join(lines[:2] + [b"garbage\n"] + lines[2:]))
+    journal.write_bytes(b"".join([*lines[:2], b"garbage\n", *lines[2:]]))
     before = journal.read_bytes()
     done = run_sweep(tmp_path, *QUICK, "hydra.sweeper.n_trials=2", "tracking=none", check=False)
     assert done.returncode == 2
@@ -64,7 +86,12 @@ def test_a_corrupt_journal_line_is_one_line_and_nothing_is_appended(tmp_path):
 
 # -- study names ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["../../../../tmp/sweepkit-escape", "x" * 300, "'données'"], ids=["traversal", "overlong", "unicode"])
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../../../tmp/sweepkit-escape", "x" * 300, "'données'"],
+    ids=["traversal", "overlong", "unicode"],
+)
 def test_a_study_name_that_cannot_be_a_folder_is_refused_before_anything_is_made(name, tmp_path):
     # One line, exit 2, and nothing created: no journal, no MLflow store, no sweep folder, no file outside.
     done = run_sweep(tmp_path, *QUICK, f"hydra.sweeper.study_name={name}", check=False, fresh_store=True)
@@ -75,6 +102,7 @@ def test_a_study_name_that_cannot_be_a_folder_is_refused_before_anything_is_made
 
 
 # -- no replays -------------------------------------------------------------------------------------------
+
 
 def test_a_resumed_sweep_samples_new_points(tmp_path):
     # n_trials=3, then the same command with n_trials=6: six distinct parameter sets, not 0-2 again.
@@ -87,7 +115,12 @@ def test_a_resumed_sweep_samples_new_points(tmp_path):
 @pytest.mark.parametrize("storage", ["journal", "sqlite"])
 def test_two_workers_on_one_study_never_try_the_same_point(storage, tmp_path):
     # Two sweep processes started together on one study: each samples with its own seed, no duplicates.
-    extra = ["hydra.sweeper.study_name=shared", "tracking=none", "hydra.sweeper.n_trials=8", "hydra.sweeper.heartbeat_interval=1"]
+    extra = [
+        "hydra.sweeper.study_name=shared",
+        "tracking=none",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.heartbeat_interval=1",
+    ]
     if storage == "sqlite":
         extra.append(f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}")
     workers = [start_sweep(tmp_path, *QUICK, *extra) for _ in range(2)]
@@ -103,8 +136,13 @@ def test_two_workers_on_one_study_never_try_the_same_point(storage, tmp_path):
 # -- stops -------------------------------------------------------------------------------------------------
 
 STOPPABLE = [
-    *FAST_SEARCH, "trainer.max_epochs=5", "data.batch_size=16", "hydra.sweeper.pruner=NopPruner", "hydra.sweeper.n_trials=3",
-    "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=3600",  # a re-run that waited for it would time out
+    *FAST_SEARCH,
+    "trainer.max_epochs=5",
+    "data.batch_size=16",
+    "hydra.sweeper.pruner=NopPruner",
+    "hydra.sweeper.n_trials=3",
+    "hydra.sweeper.heartbeat_interval=1",
+    "hydra.sweeper.grace_period=3600",  # a re-run that waited for it would time out
     "hydra.sweeper.n_jobs=1",  # one trial at a time, so that each moment below is one moment (in parallel: see the joblib test)
 ]
 
@@ -126,10 +164,17 @@ MOMENTS = {  # when to send the signal, judged from the study the running sweep 
 
 
 # each moment once, the two signals taking turns (both take the same path: SweepStop, then the job's handler)
-SIGNAL_AT = {"start-up": signal.SIGTERM, "mid-trial": signal.SIGINT, "last epoch": signal.SIGTERM, "between trials": signal.SIGINT}
+SIGNAL_AT = {
+    "start-up": signal.SIGTERM,
+    "mid-trial": signal.SIGINT,
+    "last epoch": signal.SIGTERM,
+    "between trials": signal.SIGINT,
+}
 
 
-@pytest.mark.parametrize(("moment", "signum"), SIGNAL_AT.items(), ids=[f"{m}-{s.name}" for m, s in SIGNAL_AT.items()])
+@pytest.mark.parametrize(
+    ("moment", "signum"), SIGNAL_AT.items(), ids=[f"{m}-{s.name}" for m, s in SIGNAL_AT.items()]
+)
 def test_a_stop_signal_at_any_moment_ends_clean_and_the_rerun_finishes_at_once(moment, signum, tmp_path):
     # The sweep stops within seconds with the signal's exit status; nothing is left RUNNING but a trial
     # marked preempted and released; the parent run ends KILLED; the same command then finishes the
@@ -144,27 +189,39 @@ def test_a_stop_signal_at_any_moment_ends_clean_and_the_rerun_finishes_at_once(m
     study = only_study(tmp_path)
     for trial in study.get_trials(deepcopy=False):
         if trial.state == TrialState.RUNNING:
-            assert trial.system_attrs.get(studies.PREEMPTED) and trial.system_attrs.get(studies.RELEASED), trial.number
+            assert trial.system_attrs.get(studies.PREEMPTED) and trial.system_attrs.get(studies.RELEASED), (
+                trial.number
+            )
         assert trial.state != TrialState.FAIL or not studies.is_counted_failure(trial)
     view = MlflowView.read(tmp_path)
     assert all(p.info.status == "KILLED" for p in view.parents)
     assert not [c for c in view.children if c.info.status == "RUNNING"]
     stopped = [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
 
-    rerun = run_sweep(tmp_path, *STOPPABLE, "hydra.verbose=hydra_plugins", timeout=300)  # the launcher's "Launching" lines
+    rerun = run_sweep(
+        tmp_path, *STOPPABLE, "hydra.verbose=hydra_plugins", timeout=300
+    )  # the launcher's "Launching" lines
     study = only_study(tmp_path)
     assert len(finished(study)) == 3 and not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in finished(study):
-        assert sorted(trial.intermediate_values) == list(range(1, 6)), trial.number  # each epoch reported once
+        assert sorted(trial.intermediate_values) == list(range(1, 6)), (
+            trial.number
+        )  # each epoch reported once
     if stopped:
         text = rerun.stdout + rerun.stderr
-        assert text.index(f"trial {stopped[0]} was preempted: resuming it") < text.index("Launching"), "adopted first"
+        assert text.index(f"trial {stopped[0]} was preempted: resuming it") < text.index("Launching"), (
+            "adopted first"
+        )
     view = MlflowView.read(tmp_path)
     [parent] = view.parents
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_running"] == 0
     for trial in finished(study):
         child = view.child(trial.number)
-        assert child.info.status == "FINISHED" and "error" not in child.data.tags and child.data.tags["optuna.state"] == "COMPLETE"
+        assert (
+            child.info.status == "FINISHED"
+            and "error" not in child.data.tags
+            and child.data.tags["optuna.state"] == "COMPLETE"
+        )
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
@@ -179,7 +236,7 @@ def test_stopping_a_parallel_sweep_stops_its_joblib_workers_and_the_rerun_resume
     os.kill(process.pid, signal.SIGTERM)
     process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM
-    gone, alive = psutil.wait_procs(workers, timeout=10)
+    _gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
     running = only_study(tmp_path).get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     assert running and all(t.system_attrs.get(studies.RELEASED) for t in running)
@@ -188,10 +245,13 @@ def test_stopping_a_parallel_sweep_stops_its_joblib_workers_and_the_rerun_resume
     study = only_study(tmp_path)
     assert len(finished(study)) == 3 and len(study.trials) == 3, states(study)  # resumed under their numbers
     for trial in finished(study):
-        assert sorted(trial.intermediate_values) == list(range(1, 6)), trial.number  # each epoch reported once
+        assert sorted(trial.intermediate_values) == list(range(1, 6)), (
+            trial.number
+        )  # each epoch reported once
 
 
 # -- a changed search space -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("change", "param"),
@@ -208,10 +268,15 @@ def test_a_resume_with_another_search_space_is_refused_with_nothing_written(chan
     run_sweep(tmp_path, *QUICK, "hydra.sweeper.n_trials=1", "hydra.sweeper.study_name=fixed")
     journal_before = (tmp_path / "optuna.journal").read_bytes()
     runs_before = len(MlflowView.read(tmp_path).children)
-    done = run_sweep(tmp_path, *QUICK, "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=fixed", change, check=False)
+    done = run_sweep(
+        tmp_path, *QUICK, "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=fixed", change, check=False
+    )
     assert done.returncode == 2
     line = done.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"sweepkit-train: error: hydra.sweeper.params.{param}=") and "hydra.sweeper.study_name=<new name>" in line
+    assert (
+        line.startswith(f"sweepkit-train: error: hydra.sweeper.params.{param}=")
+        and "hydra.sweeper.study_name=<new name>" in line
+    )
     assert (tmp_path / "optuna.journal").read_bytes() == journal_before
     view = MlflowView.read(tmp_path)
     assert len(view.children) == runs_before and [p.info.status for p in view.parents] == ["FINISHED"]
@@ -233,11 +298,17 @@ BAD_SWEEP_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "message"), BAD_SWEEP_INPUTS, ids=[" ".join(o) for o, _ in BAD_SWEEP_INPUTS])
+@pytest.mark.parametrize(
+    ("overrides", "message"), BAD_SWEEP_INPUTS, ids=[" ".join(o) for o, _ in BAD_SWEEP_INPUTS]
+)
 def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(overrides, message, tmp_path):
     # Checked before any study, run or checkpoint exists.
     done = run_sweep(tmp_path, *QUICK, *overrides, check=False, fresh_store=True)
-    err = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith(("[", " ", "warnings"))]
+    err = [
+        line
+        for line in done.stderr.splitlines()
+        if line.strip() and not line.startswith(("[", " ", "warnings"))
+    ]
     assert done.returncode == 2, done.stderr[-2000:]
     assert err[-1].startswith("sweepkit-train: error: ") and message in err[-1], err
     assert not list(tmp_path.iterdir()), list(tmp_path.iterdir())
@@ -245,6 +316,12 @@ def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(overrides, messag
 
 def test_report_of_a_study_that_does_not_exist_creates_nothing(tmp_path):
     # sweepkit-report nosuchstudy: one line, exit 2, and no empty optuna.journal left behind.
-    done = subprocess.run([str(TRAIN.with_name("sweepkit-report")), "nosuchstudy"], cwd=tmp_path, env=sweep_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        [str(TRAIN.with_name("sweepkit-report")), "nosuchstudy"],
+        cwd=tmp_path,
+        env=sweep_env(),
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and done.stderr.startswith("sweepkit-report: error: --storage=")
     assert list(tmp_path.iterdir()) == []

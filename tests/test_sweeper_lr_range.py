@@ -6,21 +6,34 @@ import re
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-from hydra_plugins.sweepkit_sweeper._lr_range import STUDY_ATTR, LrCentres, check_settings, lr_centres, optimizer_choices
-from sweepkit.errors import ConfigError
 from sweeps import FAST_SEARCH, MlflowView, only_study, run_sweep
+
+from hydra_plugins.sweepkit_sweeper._lr_range import (
+    STUDY_ATTR,
+    LrCentres,
+    check_settings,
+    lr_centres,
+    optimizer_choices,
+)
+from sweepkit.errors import ConfigError
 
 SETTINGS = {"decades": 1.0, "suggestion": "valley"}
 
 
 def test_the_range_spans_the_given_decades_centred_on_the_suggestion_in_log_space():
     distribution = LrCentres(1.0, {"adam": 1e-3}).distribution("adam")
-    assert distribution.log and distribution.low == pytest.approx(1e-3 / math.sqrt(10)) and distribution.high == pytest.approx(1e-3 * math.sqrt(10))
+    assert (
+        distribution.log
+        and distribution.low == pytest.approx(1e-3 / math.sqrt(10))
+        and distribution.high == pytest.approx(1e-3 * math.sqrt(10))
+    )
 
 
 def test_optimizers_are_the_searched_choices_or_the_one_fixed():
-    searched = {"optimizer": CategoricalDistribution(["sgd", "adam"]), "optimizer.lr": FloatDistribution(1e-4, 1, log=True)}
+    searched = {
+        "optimizer": CategoricalDistribution(["sgd", "adam"]),
+        "optimizer.lr": FloatDistribution(1e-4, 1, log=True),
+    }
     assert optimizer_choices(searched, {}, "adam") == ["sgd", "adam"]
     assert optimizer_choices({}, {"optimizer": "sgd"}, "adam") == ["sgd"]
     assert optimizer_choices({}, {}, "adam") == ["adam"]
@@ -44,8 +57,16 @@ def test_suggestions_are_stored_in_the_study_and_only_missing_optimizers_are_tes
     ("settings", "distributions", "message"),
     [
         (SETTINGS, {}, "hydra.sweeper.lr_range_test.enabled=True needs optimizer.lr in the search space"),
-        ({**SETTINGS, "decades": 0}, {"optimizer.lr": None}, "hydra.sweeper.lr_range_test.decades=0 must be > 0"),
-        ({**SETTINGS, "suggestion": "max"}, {"optimizer.lr": None}, "hydra.sweeper.lr_range_test.suggestion=max is not one of: valley, steepest"),
+        (
+            {**SETTINGS, "decades": 0},
+            {"optimizer.lr": None},
+            "hydra.sweeper.lr_range_test.decades=0 must be > 0",
+        ),
+        (
+            {**SETTINGS, "suggestion": "max"},
+            {"optimizer.lr": None},
+            "hydra.sweeper.lr_range_test.suggestion=max is not one of: valley, steepest",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_errors(settings, distributions, message):
@@ -74,10 +95,14 @@ def test_centred_sweep_runs_a_range_test_per_optimizer_and_draws_lrs_around_it(t
     for trial in study.trials:
         centre, lr = centres[trial.params["optimizer"]], trial.params["optimizer.lr"]
         assert centre / math.sqrt(10) * 0.999 <= lr <= centre * math.sqrt(10) * 1.001
-        assert trial.distributions["optimizer.lr"] == LrCentres(1.0, centres).distribution(trial.params["optimizer"])
+        assert trial.distributions["optimizer.lr"] == LrCentres(1.0, centres).distribution(
+            trial.params["optimizer"]
+        )
     from mlflow import MlflowClient
 
     parent = MlflowView.read(tmp_path).parents[0]
-    artifacts = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(parent.info.run_id, "lr_range_test/sgd")
+    artifacts = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(
+        parent.info.run_id, "lr_range_test/sgd"
+    )
     assert [a.path for a in artifacts] == ["lr_range_test/sgd/lr_find.png"]
     assert float(parent.data.params["lr_range_test.sgd"]) == pytest.approx(centres["sgd"])

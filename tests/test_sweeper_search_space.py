@@ -37,7 +37,9 @@ def test_plain_values_are_fixed_for_every_trial():
 def test_command_line_refines_the_preset():
     # Later overrides win: the command line can fix a param the preset searches, or widen it.
     preset = params_as_overrides({"optimizer": "choice(sgd, adam)", "optimizer.lr": "interval(0.1, 0.2)"})
-    distributions, fixed = parse_search_space([*preset, "optimizer=sgd", "optimizer.lr=tag(log, interval(1e-3, 1))"])
+    distributions, fixed = parse_search_space(
+        [*preset, "optimizer=sgd", "optimizer.lr=tag(log, interval(1e-3, 1))"]
+    )
     assert fixed == {"optimizer": "sgd"}
     assert distributions == {"optimizer.lr": FloatDistribution(1e-3, 1.0, log=True)}
 
@@ -47,7 +49,10 @@ def test_log_interval_needs_positive_bounds():
         parse_search_space(["optimizer.lr=tag(log, interval(0, 1))"])
 
 
-@pytest.mark.parametrize(("value", "text"), [(0.001, "0.001"), (64, "64"), ("sgd", "sgd"), (True, "true"), ("a b", "'a b'"), ("/x/y.db", "/x/y.db")])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.001, "0.001"), (64, "64"), ("sgd", "sgd"), (True, "true"), ("a b", "'a b'"), ("/x/y.db", "/x/y.db")],
+)
 def test_trial_values_become_valid_override_text(value, text):
     assert override_value(value) == text
 

@@ -24,8 +24,11 @@ def make_study(n_trials: int = 40, named: bool = True) -> optuna.Study:
     """A study of the lr_batch_optimizer space: accuracy climbs per epoch towards a peak at lr 1e-2
     (per optimizer, shifted), and the median pruner stops the hopeless ones."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+    )
     if named:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -71,7 +74,13 @@ def scatter_points(ax) -> list[tuple[float, float]]:
 
 def test_every_plot_names_the_metric_not_objective_value(figures):
     # The study's metric name labels every single-objective plot; Optuna's generic name appears nowhere.
-    assert set(figures) == {"optimization_history", "intermediate_values", "parallel_coordinate", "param_importances", "contour_lr_batch_size"}
+    assert set(figures) == {
+        "optimization_history",
+        "intermediate_values",
+        "parallel_coordinate",
+        "param_importances",
+        "contour_lr_batch_size",
+    }
     for name, figure in figures.items():
         words = " ".join(t.get_text() for t in texts(figure))
         assert "val/acc" in words, name
@@ -103,10 +112,15 @@ def test_intermediate_values_legend_has_one_entry_per_state_inside_the_figure(st
     figure = figures["intermediate_values"]
     legend = figure.axes[0].get_legend()
     entries = [t.get_text() for t in legend.get_texts()]
-    counts = {s.name.lower(): sum(t.state == s for t in study.trials) for s in (TrialState.COMPLETE, TrialState.PRUNED)}
+    counts = {
+        s.name.lower(): sum(t.state == s for t in study.trials)
+        for s in (TrialState.COMPLETE, TrialState.PRUNED)
+    }
     assert entries == [f"{state} ({n})" for state, n in counts.items()]
     figure.canvas.draw()
-    assert figure.bbox.contains(*legend.get_window_extent().p0) and figure.bbox.contains(*legend.get_window_extent().p1)
+    assert figure.bbox.contains(*legend.get_window_extent().p0) and figure.bbox.contains(
+        *legend.get_window_extent().p1
+    )
 
 
 def test_parallel_coordinate_labels_do_not_overlap(figures):
@@ -114,7 +128,9 @@ def test_parallel_coordinate_labels_do_not_overlap(figures):
     figure = figures["parallel_coordinate"]
     renderer = figure.canvas.get_renderer()
     boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts(figure)]
-    overlapping = [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+    overlapping = [
+        (a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1 :] if box_a.overlaps(box_b)
+    ]
     assert not overlapping
 
 
@@ -123,10 +139,15 @@ def test_lr_batch_contour_has_one_panel_per_optimizer_with_only_its_trials(study
     figure = figures["contour_lr_batch_size"]
     panels = [ax for ax in figure.axes if ax.get_title().startswith("optimizer ")]
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert [ax.get_title() for ax in panels] == [f"optimizer {o}" for o in sorted({t.params["optimizer"] for t in complete})]
+    assert [ax.get_title() for ax in panels] == [
+        f"optimizer {o}" for o in sorted({t.params["optimizer"] for t in complete})
+    ]
     for ax in panels:
         mine = [t for t in complete if t.params["optimizer"] == ax.get_title().removeprefix("optimizer ")]
-        expected = {(round(math.log10(t.params["optimizer.lr"]), 9), math.log2(t.params["data.batch_size"])) for t in mine}
+        expected = {
+            (round(math.log10(t.params["optimizer.lr"]), 9), math.log2(t.params["data.batch_size"]))
+            for t in mine
+        }
         assert {(round(float(x), 9), float(y)) for x, y in scatter_points(ax)} == expected
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import compose_config
 from torch import nn
 
-from conftest import compose_config
 from sweepkit.errors import ConfigError
 from sweepkit.tasks import build_loss
 
@@ -15,7 +15,10 @@ def _loss_cfg(*overrides):
     return compose_config(list(overrides), None).loss
 
 
-@pytest.mark.parametrize(("task", "num_outputs", "loss_class"), [("classification", 10, nn.CrossEntropyLoss), ("regression", 1, nn.MSELoss)])
+@pytest.mark.parametrize(
+    ("task", "num_outputs", "loss_class"),
+    [("classification", 10, nn.CrossEntropyLoss), ("regression", 1, nn.MSELoss)],
+)
 def test_auto_is_the_tasks_own_loss(task, num_outputs, loss_class):
     # loss=auto (the default): cross-entropy for classes, the mean squared error for regression.
     assert type(build_loss(_loss_cfg(), task, num_outputs, CPU)) is loss_class
@@ -28,9 +31,16 @@ def test_any_loss_module_by_target_gets_its_keys():
 
 
 def test_a_loss_function_is_called_with_outputs_targets_and_its_keys():
-    loss = build_loss(_loss_cfg("loss._target_=torch.nn.functional.cross_entropy", "+loss.label_smoothing=0.2"), "classification", 3, CPU)
+    loss = build_loss(
+        _loss_cfg("loss._target_=torch.nn.functional.cross_entropy", "+loss.label_smoothing=0.2"),
+        "classification",
+        3,
+        CPU,
+    )
     outputs, targets = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
-    assert loss(outputs, targets) == pytest.approx(nn.functional.cross_entropy(outputs, targets, label_smoothing=0.2).item())
+    assert loss(outputs, targets) == pytest.approx(
+        nn.functional.cross_entropy(outputs, targets, label_smoothing=0.2).item()
+    )
 
 
 def test_shipped_loss_keys_pass_through():
@@ -43,12 +53,27 @@ def test_shipped_loss_keys_pass_through():
     [
         # class indices cannot be a mean squared error's targets: refused before the first step
         (["loss=mse"], "classification", "loss=torch.nn.MSELoss does not fit a classification task"),
-        (["loss=l1", "+loss.reduction=none"], "regression", "loss=torch.nn.L1Loss must return the batch's mean loss as one number"),
+        (
+            ["loss=l1", "+loss.reduction=none"],
+            "regression",
+            "loss=torch.nn.L1Loss must return the batch's mean loss as one number",
+        ),
         (["loss._target_=torch.nn.Nope"], "regression", r"loss._target_=torch.nn.Nope cannot be imported"),
-        (["loss=smooth_l1", "+loss.bta=0.5"], "regression", "loss=torch.nn.SmoothL1Loss rejects its settings"),
-        (["~loss.for_task.regression"], "regression", "loss.for_task=['classification'] has no loss for this data's task (regression)"),
+        (
+            ["loss=smooth_l1", "+loss.bta=0.5"],
+            "regression",
+            "loss=torch.nn.SmoothL1Loss rejects its settings",
+        ),
+        (
+            ["~loss.for_task.regression"],
+            "regression",
+            "loss.for_task=['classification'] has no loss for this data's task (regression)",
+        ),
     ],
 )
 def test_a_loss_that_cannot_serve_the_task_is_one_line(overrides, task, message):
-    with pytest.raises(ConfigError, match="^" + message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(
+        ConfigError,
+        match="^" + message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)").replace("[", r"\["),
+    ):
         build_loss(_loss_cfg(*overrides), task, 10 if task == "classification" else 1, CPU)

@@ -13,18 +13,18 @@ from pathlib import Path
 import pytest
 import requests
 import torch
-from mlflow import MlflowClient
-from omegaconf import OmegaConf, open_dict
-
 from conftest import compose_config
+from mlflow import MlflowClient
 from mlflow_server import serve_mlflow
+from omegaconf import OmegaConf, open_dict
 from postgres import free_port
 from sweeps import empty_store
+
 from sweepkit import provenance
 from sweepkit.errors import ConfigError
 from sweepkit.loop import evaluate
-from sweepkit.train import cli
 from sweepkit.tracking import MAX_PARAM_VALUE, build_tracker, resolve_store
+from sweepkit.train import cli
 from sweepkit.training import build, group_choices, run
 
 VENV_BIN = Path(sys.executable).parent
@@ -35,6 +35,7 @@ ARTIFACTS = ("checkpoints/best.pt", "checkpoints/last.pt", "config.yaml", "plots
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def migrated_db() -> Path:
@@ -73,6 +74,7 @@ class FailsAt:
 
 # -- what a run holds ------------------------------------------------------------------------------
 
+
 def test_finished_run_holds_the_flattened_config_provenance_and_group_tags(make_cfg, store):
     # One FINISHED run; params = resolved config with dotted keys + lr_effective, parameter count, provenance.
     metrics = run(make_cfg("tracking=mlflow", f"tracking.uri={store}"))
@@ -88,7 +90,12 @@ def test_finished_run_holds_the_flattened_config_provenance_and_group_tags(make_
     assert params["git_commit"] == provenance.git_commit() and params["torch_version"] == torch.__version__
     assert params["device"] == "cpu" and params["precision"] == "32"
     tags = found.data.tags
-    assert {k: tags[k] for k in ("model", "data", "optimizer", "scheduler")} == {"model": "mlp", "data": "digits", "optimizer": "adam", "scheduler": "none"}
+    assert {k: tags[k] for k in ("model", "data", "optimizer", "scheduler")} == {
+        "model": "mlp",
+        "data": "digits",
+        "optimizer": "adam",
+        "scheduler": "none",
+    }
     assert tags["mlflow.runName"] == "mlp-digits-adam-bs64-lr0.002" and tags["stop_reason"] == "completed"
 
 
@@ -102,12 +109,18 @@ def test_every_epoch_is_one_step_of_each_curve_and_test_metrics_come_at_the_end(
     assert {key: logged[key] for key in FINAL_METRICS} == {key: metrics[key] for key in FINAL_METRICS}
 
 
-def test_downloaded_best_checkpoint_rebuilds_the_model_and_reproduces_the_logged_accuracy(make_cfg, store, tmp_path):
+def test_downloaded_best_checkpoint_rebuilds_the_model_and_reproduces_the_logged_accuracy(
+    make_cfg, store, tmp_path
+):
     # best.pt from MLflow loads weights-only; its config rebuilds the model; validation gives best/val/acc exactly.
-    metrics = run(make_cfg("tracking=mlflow", f"tracking.uri={store}", "trainer.max_epochs=3", "model.dropout=0.3"))
+    metrics = run(
+        make_cfg("tracking=mlflow", f"tracking.uri={store}", "trainer.max_epochs=3", "model.dropout=0.3")
+    )
     client, run_id = MlflowClient(store), metrics["mlflow_run_id"]
     download = Path(client.download_artifacts(run_id, "", str(tmp_path / "download")))
-    assert all((download / path).is_file() for path in ARTIFACTS), sorted(p.as_posix() for p in download.rglob("*"))
+    assert all((download / path).is_file() for path in ARTIFACTS), sorted(
+        p.as_posix() for p in download.rglob("*")
+    )
     assert (download / "plots/learning_curve.png").read_bytes().startswith(b"\x89PNG")
     state = torch.load(download / "checkpoints/best.pt", weights_only=True)
     assert (download / "config.yaml").read_text() == state["config_yaml"]
@@ -163,6 +176,7 @@ def test_any_config_fits_mlflow_limits(make_cfg, store):
 
 # -- how a run ends --------------------------------------------------------------------------------
 
+
 def test_a_failing_run_ends_failed_with_the_error_as_tag_and_traceback_artifact(make_cfg, store, tmp_path):
     # An exception mid-training (here from the pruning reporter) ends the run FAILED, never RUNNING.
     cfg = make_cfg("tracking=mlflow", f"tracking.uri={store}")
@@ -172,7 +186,9 @@ def test_a_failing_run_ends_failed_with_the_error_as_tag_and_traceback_artifact(
     found = only_run(client)
     assert found.info.status == "FAILED"
     assert found.data.tags["error"] == "RuntimeError: reporter exploded at epoch 1"
-    error_txt = Path(client.download_artifacts(found.info.run_id, "error.txt", str(tmp_path / "download"))).read_text()
+    error_txt = Path(
+        client.download_artifacts(found.info.run_id, "error.txt", str(tmp_path / "download"))
+    ).read_text()
     assert error_txt.startswith("Traceback") and "reporter exploded at epoch 1" in error_txt
     assert [r.info.status for r in all_runs(client)] == ["FAILED"]
 
@@ -187,7 +203,11 @@ def test_an_interrupted_run_ends_killed(make_cfg, store):
 
 def test_system_metrics_are_logged_when_asked(make_cfg, store):
     # tracking.system_metrics=true: CPU, memory, disk and network as system/* metrics, even for a short run.
-    metrics = run(make_cfg("tracking=mlflow", f"tracking.uri={store}", "tracking.system_metrics=true", "trainer.max_epochs=1"))
+    metrics = run(
+        make_cfg(
+            "tracking=mlflow", f"tracking.uri={store}", "tracking.system_metrics=true", "trainer.max_epochs=1"
+        )
+    )
     found = MlflowClient(store).get_run(metrics["mlflow_run_id"])
     system = {k for k in found.data.metrics if k.startswith("system/")}
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system
@@ -196,13 +216,24 @@ def test_system_metrics_are_logged_when_asked(make_cfg, store):
 
 # -- where runs land ---------------------------------------------------------------------------------
 
+
 def test_runs_from_any_working_directory_land_in_the_launch_directory_store(tmp_path, monkeypatch):
     # tracking.uri=null: mlflow.db and mlartifacts/ of the launch directory, also for a job that chdirs away.
     launch = tmp_path / "launch"
     launch.mkdir()
     monkeypatch.chdir(launch)
     for name, chdir in (("here", "false"), ("away", "true")):  # "away": the job's cwd is its output folder
-        monkeypatch.setattr(sys, "argv", ["sweepkit-train", "trainer=debug", "trainer.max_epochs=1", f"hydra.run.dir=outputs/{name}", f"hydra.job.chdir={chdir}"])
+        monkeypatch.setattr(
+            sys,
+            "argv",
+            [
+                "sweepkit-train",
+                "trainer=debug",
+                "trainer.max_epochs=1",
+                f"hydra.run.dir=outputs/{name}",
+                f"hydra.job.chdir={chdir}",
+            ],
+        )
         cli()
     assert Path.cwd() == launch
     assert sorted(p.relative_to(launch).as_posix() for p in launch.rglob("mlflow.db")) == ["mlflow.db"]
@@ -215,7 +246,9 @@ def test_runs_from_any_working_directory_land_in_the_launch_directory_store(tmp_
         assert (launch / "mlartifacts" / found.info.run_id / "artifacts/checkpoints/best.pt").is_file()
 
 
-def test_a_relative_sqlite_uri_resolves_against_the_launch_directory_with_artifacts_beside_it(make_cfg, tmp_path, monkeypatch):
+def test_a_relative_sqlite_uri_resolves_against_the_launch_directory_with_artifacts_beside_it(
+    make_cfg, tmp_path, monkeypatch
+):
     # sqlite:///../mlflow.db from launch/sub is launch/mlflow.db, its artifacts in launch/mlartifacts/.
     (tmp_path / "sub").mkdir()
     uri, artifacts = resolve_store("sqlite:///../mlflow.db", tmp_path / "sub")
@@ -245,26 +278,49 @@ tracker.end("FINISHED")
 @pytest.mark.slow
 def test_parallel_jobs_can_open_one_fresh_store_together(tmp_path):
     # Jobs of a parallel multirun opening a fresh mlflow.db at once all record their run (MLflow alone breaks it).
-    jobs = [subprocess.Popen([sys.executable, "-c", PARALLEL_RUN, str(tmp_path), str(i)], stderr=subprocess.PIPE, text=True) for i in range(3)]
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PARALLEL_RUN, str(tmp_path), str(i)], stderr=subprocess.PIPE, text=True
+        )
+        for i in range(3)
+    ]
     deadline = time.monotonic() + 60
-    while len(list(tmp_path.glob("ready-*"))) < len(jobs) and time.monotonic() < deadline and all(j.poll() is None for j in jobs):
+    while (
+        len(list(tmp_path.glob("ready-*"))) < len(jobs)
+        and time.monotonic() < deadline
+        and all(j.poll() is None for j in jobs)
+    ):
         time.sleep(0.02)
     (tmp_path / "go").touch()
     errors = [job.communicate(timeout=120)[1] for job in jobs]
     assert [job.returncode for job in jobs] == [0] * len(jobs), "\n".join(e[-1500:] for e in errors)
     runs = all_runs(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"))
-    assert sorted(r.data.params["job"] for r in runs) == ["0", "1", "2"] and {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(r.data.params["job"] for r in runs) == ["0", "1", "2"] and {
+        r.info.status for r in runs
+    } == {"FINISHED"}
 
 
 def test_experiment_and_hydra_choices_become_tags():
     # With Hydra's choices, every chosen group (experiment too) is a tag; unset groups are left out.
     cfg = compose_config(["experiment=cnn_digits", "tracking=none"], None)
-    choices = {"model": "cnn", "data": "digits", "optimizer": "sgd", "scheduler": "cosine", "trainer": "default",
-               "tracking": "none", "experiment": "cnn_digits", "hparams_search": None, "hydra/launcher": "basic"}
-    assert group_choices(cfg, choices) == {k: v for k, v in choices.items() if v is not None and k not in ("hparams_search", "hydra/launcher")}
+    choices = {
+        "model": "cnn",
+        "data": "digits",
+        "optimizer": "sgd",
+        "scheduler": "cosine",
+        "trainer": "default",
+        "tracking": "none",
+        "experiment": "cnn_digits",
+        "hparams_search": None,
+        "hydra/launcher": "basic",
+    }
+    assert group_choices(cfg, choices) == {
+        k: v for k, v in choices.items() if v is not None and k not in ("hparams_search", "hydra/launcher")
+    }
 
 
 # -- bad input ------------------------------------------------------------------------------------------
+
 
 def test_an_unreachable_tracking_server_is_one_line_at_once(make_cfg):
     # A server URI nothing listens on fails in well under a second (MLflow alone retries for minutes).
@@ -279,7 +335,10 @@ def test_a_deleted_experiment_is_refused_with_how_to_restore_it(make_cfg, store)
     # MLflow keeps a deleted experiment's name: say so, and how to restore it, instead of a stack trace.
     client = MlflowClient(store)
     client.delete_experiment(client.create_experiment("gone"))
-    with pytest.raises(ConfigError, match=r"^tracking.experiment=gone was deleted in MLflow: restore it \(mlflow experiments restore"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^tracking.experiment=gone was deleted in MLflow: restore it \(mlflow experiments restore",
+    ):
         run(make_cfg("tracking=mlflow", f"tracking.uri={store}", "tracking.experiment=gone"))
 
 
@@ -292,11 +351,18 @@ def test_mlflow_is_not_imported_without_tracking():
         "run(compose_config(['trainer=debug', 'trainer.max_epochs=1', 'tracking=none'], None))\n"
         "assert 'mlflow' not in sys.modules, 'mlflow was imported'\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
 # -- a real MLflow server: `mlflow ui` in the launch directory ---------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory):
@@ -304,7 +370,9 @@ def ui_server(tmp_path_factory):
     (base URL, launch directory, the local run's id). Stopped at the end of the module."""
     launch = tmp_path_factory.mktemp("launch")
     cfg = compose_config(["trainer=debug", "tracking=mlflow"], launch / "outputs/local")
-    local = run(cfg, make_tracker=lambda: build_tracker(cfg.tracking, launch))  # tracking.uri=null: launch/mlflow.db
+    local = run(
+        cfg, make_tracker=lambda: build_tracker(cfg.tracking, launch)
+    )  # tracking.uri=null: launch/mlflow.db
 
     with serve_mlflow(launch, "ui") as url:
         yield url, launch, local["mlflow_run_id"]
@@ -314,8 +382,16 @@ def ui_server(tmp_path_factory):
 def served_run(ui_server, tmp_path_factory) -> str:
     """A run logged through the server (tracking.uri=http://...), its artifacts uploaded through it."""
     url, _, _ = ui_server
-    cfg = compose_config(["trainer=debug", "trainer.max_epochs=3", "tracking=mlflow", f"tracking.uri={url}", "tracking.experiment=served"],
-                         tmp_path_factory.mktemp("served"))
+    cfg = compose_config(
+        [
+            "trainer=debug",
+            "trainer.max_epochs=3",
+            "tracking=mlflow",
+            f"tracking.uri={url}",
+            "tracking.experiment=served",
+        ],
+        tmp_path_factory.mktemp("served"),
+    )
     return run(cfg)["mlflow_run_id"]
 
 
@@ -331,7 +407,9 @@ def test_mlflow_ui_without_flags_shows_the_runs_of_the_launch_directory(ui_serve
     url, launch, run_id = ui_server
     found = api(url, "runs/get", run_id=run_id)["run"]
     assert found["info"]["status"] == "FINISHED"
-    config = requests.get(f"{url}/get-artifact", params={"path": "config.yaml", "run_uuid": run_id}, timeout=10)
+    config = requests.get(
+        f"{url}/get-artifact", params={"path": "config.yaml", "run_uuid": run_id}, timeout=10
+    )
     assert config.ok and config.text == (launch / "outputs/local/config.yaml").read_text()
 
 
@@ -347,8 +425,13 @@ def test_a_run_logged_through_a_tracking_server_reads_back_over_rest(ui_server, 
     assert [m["step"] for m in history] == [1, 2, 3]
 
     experiment_id, artifact_uri = found["info"]["experiment_id"], found["info"]["artifact_uri"]
-    assert artifact_uri == f"mlflow-artifacts:/{experiment_id}/{served_run}/artifacts"  # proxied by the server
-    best = requests.get(f"{url}/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{served_run}/artifacts/checkpoints/best.pt", timeout=30)
+    assert (
+        artifact_uri == f"mlflow-artifacts:/{experiment_id}/{served_run}/artifacts"
+    )  # proxied by the server
+    best = requests.get(
+        f"{url}/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{served_run}/artifacts/checkpoints/best.pt",
+        timeout=30,
+    )
     assert best.ok
     (tmp_path / "best.pt").write_bytes(best.content)
     state = torch.load(tmp_path / "best.pt", weights_only=True)
@@ -358,19 +441,43 @@ def test_a_run_logged_through_a_tracking_server_reads_back_over_rest(ui_server, 
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium) for a headless look at the MLflow UI")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs /usr/bin/chromium (apt-get install -y chromium) for a headless look at the MLflow UI",
+)
 def test_mlflow_ui_run_page_shows_the_run_in_a_browser(ui_server, served_run, tmp_path):
     # Headless Chromium renders the run page: name, status, params (lr_effective) and metrics are on it.
     url, _, _ = ui_server
     found = api(url, "runs/get", run_id=served_run)["run"]
     page = f"{url}/#/experiments/{found['info']['experiment_id']}/runs/{served_run}?workflowType=machine_learning"
     screenshot = tmp_path / "run_page.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-             "--window-size=1400,2200", "--virtual-time-budget=15000", f"--screenshot={screenshot}", "--dump-dom"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,2200",
+        "--virtual-time-budget=15000",
+        f"--screenshot={screenshot}",
+        "--dump-dom",
+    ]
     done = subprocess.run([str(CHROMIUM), *flags, page], capture_output=True, text=True, timeout=120)
     dom = done.stdout
-    for text in (found["info"]["run_name"], "Finished", "lr_effective", "optimizer.lr", "val/acc", "test/acc", "best_epoch"):
+    for text in (
+        found["info"]["run_name"],
+        "Finished",
+        "lr_effective",
+        "optimizer.lr",
+        "val/acc",
+        "test/acc",
+        "best_epoch",
+    ):
         assert text in dom, text
     assert screenshot.read_bytes().startswith(b"\x89PNG")
 
@@ -388,7 +495,10 @@ MARKER_IN_VIEW = """(() => {
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install -y chromium) for a headless look at the MLflow UI")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs /usr/bin/chromium (apt-get install -y chromium) for a headless look at the MLflow UI",
+)
 def test_mlflow_ui_runs_table_tells_a_pruned_trial_from_a_finished_one(ui_server, tmp_path):
     # A pruned trial's run is FINISHED, like a completed one's: in the runs table, its sweep's parent
     # unfolded, the default columns still tell them apart, the pruned one's name showing pruned@<epoch>.
@@ -396,10 +506,18 @@ def test_mlflow_ui_runs_table_tells_a_pruned_trial_from_a_finished_one(ui_server
     from sweeps import FAST_SEARCH, MlflowView, run_sweep
 
     url, launch, _ = ui_server
-    run_sweep(launch, *FAST_SEARCH, "tracking.experiment=sweep", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1",
-              "trainer.max_epochs=2", "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0",
-              "hydra.sweeper.enqueue_trials=[{optimizer: adam, optimizer.lr: 0.003, data.batch_size: 64, lr_scaling.rule: none},"
-              "{optimizer: sgd, optimizer.lr: 0.0001, data.batch_size: 256, lr_scaling.rule: none}]")
+    run_sweep(
+        launch,
+        *FAST_SEARCH,
+        "tracking.experiment=sweep",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=1",
+        "trainer.max_epochs=2",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
+        "hydra.sweeper.enqueue_trials=[{optimizer: adam, optimizer.lr: 0.003, data.batch_size: 64, lr_scaling.rule: none},"
+        "{optimizer: sgd, optimizer.lr: 0.0001, data.batch_size: 256, lr_scaling.rule: none}]",
+    )
     client = MlflowClient(f"sqlite:///{launch / 'mlflow.db'}")
     view = MlflowView.read_client(client)
     complete, pruned = view.child(0), view.child(1)
@@ -415,7 +533,9 @@ def test_mlflow_ui_runs_table_tells_a_pruned_trial_from_a_finished_one(ui_server
         in_view = await page.evaluate(MARKER_IN_VIEW.replace("PREFIX", "'pruned@1 trial-1'"))
         return await page.evaluate("document.body.innerText"), in_view, shot
 
-    text, marker_in_view, shot = browse(f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning", tmp_path / "profile", look)
+    text, marker_in_view, shot = browse(
+        f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning", tmp_path / "profile", look
+    )
     names = [line for line in text.splitlines() if "trial-" in line]
     assert pruned.info.run_name in names and pruned.info.run_name.startswith("pruned@1 trial-1-")
     assert complete.info.run_name in names and complete.info.run_name.startswith("trial-0-")

@@ -42,7 +42,13 @@ def test_default_run_learns_digits_on_cpu(make_cfg):
 
 def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_one(make_cfg, tmp_path):
     # Interrupt after epoch 2, resume from last.pt: every later epoch and the test metrics are identical.
-    overrides = ["trainer.max_epochs=4", "optimizer=sgd", "scheduler=cosine", "scheduler.warmup_epochs=1", "model.dropout=0.3"]
+    overrides = [
+        "trainer.max_epochs=4",
+        "optimizer=sgd",
+        "scheduler=cosine",
+        "scheduler.warmup_epochs=1",
+        "model.dropout=0.3",
+    ]
     whole = run(make_cfg(*overrides, output_dir=tmp_path / "whole"))
 
     stop = StopAfter(2)
@@ -55,7 +61,10 @@ def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_one(make_cfg, tmp
         assert resumed[key] == whole[key], key
     whole_history = checkpoint.load(tmp_path / "whole/checkpoints/last.pt")["loop"]["history"]
     resumed_history = checkpoint.load(tmp_path / "parts/checkpoints/last.pt")["loop"]["history"]
-    strip = lambda h: [{k: v for k, v in e.items() if k not in ("epoch_time_s", "train/samples_per_s")} for e in h]
+
+    def strip(h):
+        return [{k: v for k, v in e.items() if k not in ("epoch_time_s", "train/samples_per_s")} for e in h]
+
     assert strip(resumed_history) == strip(whole_history)
 
 
@@ -63,7 +72,9 @@ def test_checkpoint_holds_everything_and_loads_weights_only(make_cfg):
     # best.pt and last.pt: model, optimizer, scheduler, scaler, epoch, metrics, RNG, config YAML.
     metrics = run(make_cfg("scheduler=cosine"))
     state = torch.load(metrics["checkpoint"], weights_only=True)
-    assert {"model", "optimizer", "scheduler", "scaler", "loop", "rng", "config_yaml", "provenance"} <= set(state)
+    assert {"model", "optimizer", "scheduler", "scaler", "loop", "rng", "config_yaml", "provenance"} <= set(
+        state
+    )
     assert state["loop"]["epoch"] == metrics["best_epoch"]
     assert "optimizer:" in state["config_yaml"] and "lr_scaling:" in state["config_yaml"]
     assert torch.__version__.startswith(state["provenance"]["torch"])
@@ -72,7 +83,13 @@ def test_checkpoint_holds_everything_and_loads_weights_only(make_cfg):
 
 def test_early_stopping_stops_after_patience(make_cfg):
     # A patience of 1 with min_delta 1 can never see an improvement after the first epoch.
-    metrics = run(make_cfg("trainer.max_epochs=10", "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=1.0"))
+    metrics = run(
+        make_cfg(
+            "trainer.max_epochs=10",
+            "trainer.early_stopping.patience=1",
+            "trainer.early_stopping.min_delta=1.0",
+        )
+    )
     assert metrics["stop_reason"] == "early_stopped"
     assert metrics["epochs_run"] == 2 and metrics["best_epoch"] == 1
 
@@ -111,7 +128,10 @@ BAD_INPUTS = [
     (["optimizer.lr=nan"], "optimizer.lr=nan must be a finite number > 0"),
     (["trainer.compile=maybe"], "trainer.compile=maybe must be true or false"),
     (["optimizer.lrr=0.1"], "optimizer.lrr=0.1 is not a key of the config (did you mean optimizer.lr?"),
-    (["trainer.max_epocs=3"], "trainer.max_epocs=3 is not a key of the config (did you mean trainer.max_epochs?"),
+    (
+        ["trainer.max_epocs=3"],
+        "trainer.max_epocs=3 is not a key of the config (did you mean trainer.max_epochs?",
+    ),
     (["model=tiny"], "model=tiny is not one of: cnn, linear, mlp, torchvision"),
     (["tracking=[mlflow,tensorbord]"], "tracking=tensorbord is not one of: mlflow, none, tensorboard"),
     (["seed=[1,2"], "the override seed=[1,2 does not parse"),
@@ -120,7 +140,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
-def test_bad_input_is_one_line_nonzero_exit_and_no_checkpoint(overrides, message, tmp_path, monkeypatch, capsys):
+def test_bad_input_is_one_line_nonzero_exit_and_no_checkpoint(
+    overrides, message, tmp_path, monkeypatch, capsys
+):
     if "trainer.device=cuda" in overrides and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     monkeypatch.chdir(tmp_path)
@@ -141,20 +163,28 @@ def test_config_error_is_raised_by_run_for_library_callers(make_cfg):
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00" * 64, "truncated"], ids=["empty", "random", "truncated"])
-def test_resuming_from_a_corrupt_checkpoint_is_one_line_and_writes_nothing(content, tmp_path, monkeypatch, capsys):
+def test_resuming_from_a_corrupt_checkpoint_is_one_line_and_writes_nothing(
+    content, tmp_path, monkeypatch, capsys
+):
     # trainer.resume=<bad file>: one line saying it is corrupt or not a checkpoint, exit 2, no run.
     bad = tmp_path / "bad.pt"
     if content == "truncated":
-        good = checkpoint.save_atomic({"model": {"w": torch.ones(5000)}, "loop": {"epoch": 1}}, tmp_path / "good.pt")
+        good = checkpoint.save_atomic(
+            {"model": {"w": torch.ones(5000)}, "loop": {"epoch": 1}}, tmp_path / "good.pt"
+        )
         content = good.read_bytes()[:2000]
     bad.write_bytes(content)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["sweepkit-train", "trainer=debug", f"trainer.resume={bad}", "hydra.run.dir=again"])
+    monkeypatch.setattr(
+        sys, "argv", ["sweepkit-train", "trainer=debug", f"trainer.resume={bad}", "hydra.run.dir=again"]
+    )
     with pytest.raises(SystemExit) as exit_info:
         cli()
     assert exit_info.value.code == 2
     err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err_lines) == 1 and f"trainer.resume={bad} is" in err_lines[0] and "checkpoint" in err_lines[0], err_lines
+    assert (
+        len(err_lines) == 1 and f"trainer.resume={bad} is" in err_lines[0] and "checkpoint" in err_lines[0]
+    ), err_lines
     assert "weights_only" not in err_lines[0] and "model" not in err_lines[0]
     assert not (tmp_path / "again" / "checkpoints").exists() and not (tmp_path / "mlflow.db").exists()
 
@@ -168,10 +198,18 @@ def test_out_of_memory_alone_is_one_line_and_a_failed_run(tmp_path, monkeypatch,
     # A real torch.OutOfMemoryError from the training step: one line that says what to lower, exit 1
     # (as other run failures), not torch's traceback.
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", [
-        "sweepkit-train", "trainer=debug", "tracking=none", f"hydra.searchpath=[file://{SWEEP_CONF}]",
-        "model=memory_hungry", "model.oom_from_batch_size=64",
-    ])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "sweepkit-train",
+            "trainer=debug",
+            "tracking=none",
+            f"hydra.searchpath=[file://{SWEEP_CONF}]",
+            "model=memory_hungry",
+            "model.oom_from_batch_size=64",
+        ],
+    )
     with pytest.raises(SystemExit) as exit_info:
         cli()
     assert exit_info.value.code == 1
@@ -194,7 +232,9 @@ def test_data_path_is_logged_and_recorded_as_a_param(make_cfg, caplog):
         assert run_params(cfg, setup)["data.loader_resolved"] == kind
 
 
-def test_resume_from_a_gpu_checkpoint_on_a_cpu_loads_the_weights_and_says_what_it_could_not(make_cfg, tmp_path, caplog):
+def test_resume_from_a_gpu_checkpoint_on_a_cpu_loads_the_weights_and_says_what_it_could_not(
+    make_cfg, tmp_path, caplog
+):
     # last.pt as a CUDA run writes it (a CUDA device generator, a host generator, the device's CUDA
     # state): resumed on a CPU, weights, optimizer and progress continue; the generator is named.
     first = make_cfg("trainer.max_epochs=1", output_dir=tmp_path / "gpu_run")
@@ -206,7 +246,9 @@ def test_resume_from_a_gpu_checkpoint_on_a_cpu_loads_the_weights_and_says_what_i
     state["rng"]["cuda"], state["device"] = cuda_generator, "cuda:0"
     checkpoint.save_atomic(state, path)
     with caplog.at_level(logging.WARNING, logger="sweepkit"):
-        resumed = run(make_cfg("trainer.max_epochs=2", f"trainer.resume={path}", output_dir=tmp_path / "cpu_run"))
+        resumed = run(
+            make_cfg("trainer.max_epochs=2", f"trainer.resume={path}", output_dir=tmp_path / "cpu_run")
+        )
     assert resumed["epochs_run"] == 2
     history = checkpoint.load(tmp_path / "cpu_run" / "checkpoints" / "last.pt")["loop"]["history"]
     assert history[0]["val/acc"] == state["loop"]["history"][0]["val/acc"]
@@ -229,7 +271,12 @@ def test_deterministic_run_trains_with_deterministic_algorithms(make_cfg):
 @pytest.mark.slow
 def test_compiled_run_trains_as_the_eager_one(make_cfg, tmp_path):
     # trainer.compile=true: torch.compile (inductor, a C++ compiler on a CPU) gives the eager run's losses.
-    overrides = ["trainer.max_epochs=1", "model.hidden=[16]", "model.dropout=0.0", "trainer.save_checkpoints=false"]  # inductor draws dropout masks its own way
+    overrides = [
+        "trainer.max_epochs=1",
+        "model.hidden=[16]",
+        "model.dropout=0.0",
+        "trainer.save_checkpoints=false",
+    ]  # inductor draws dropout masks its own way
     eager = run(make_cfg(*overrides, output_dir=tmp_path / "eager"))
     compiled = run(make_cfg(*overrides, "trainer.compile=true", output_dir=tmp_path / "compiled"))
     for key in ("train/loss", "val/loss", "test/loss"):

@@ -30,7 +30,9 @@ def crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) ->
     dx = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=generator)
     flip = torch.rand(n, device=device, generator=generator) < 0.5
     columns = torch.arange(w, device=device)
-    columns = torch.where(flip[:, None], columns.flip(0), columns)  # a flipped crop reads its window backwards
+    columns = torch.where(
+        flip[:, None], columns.flip(0), columns
+    )  # a flipped crop reads its window backwards
     rows = reflect(dy[:, None] + torch.arange(h, device=device) - pad, h)[:, :, None]  # (n, h, 1)
     cols = reflect(dx[:, None] + columns - pad, w)[:, None, :]  # (n, 1, w)
     batch = torch.arange(n, device=device)[:, None, None]

@@ -42,7 +42,9 @@ class Batches(Protocol):
 def gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Rows ``index`` of ``x``, in ``x``'s memory format: ``index_select`` (several times faster than
     ``x[index]`` on a CPU) returns NCHW, so a channels-last batch is gathered as its NHWC view."""
-    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):  # (1 channel: both)
+    if (
+        x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    ):  # (1 channel: both)
         return x.permute(0, 2, 3, 1).index_select(0, index).permute(0, 3, 1, 2)
     return x.index_select(0, index)
 
@@ -155,7 +157,9 @@ class DataPath:
     reason: str
 
 
-def choose_data_path(loader: str, splits: Sequence[Split], device: torch.device, total_memory: int | None) -> DataPath:
+def choose_data_path(
+    loader: str, splits: Sequence[Split], device: torch.device, total_memory: int | None
+) -> DataPath:
     """``data.loader`` for a whole data set (its splits together) on ``device`` with ``total_memory``."""
     if loader not in LOADERS:
         raise one_of("data.loader", loader, LOADERS)
@@ -164,7 +168,9 @@ def choose_data_path(loader: str, splits: Sequence[Split], device: torch.device,
         return DataPath("dataloader", "data.loader=dataloader")
     if None in sizes:
         if loader == "device":
-            raise ConfigError("data.loader", loader, "needs an in-memory data set; image_folder reads files: use dataloader")
+            raise ConfigError(
+                "data.loader", loader, "needs an in-memory data set; image_folder reads files: use dataloader"
+            )
         return DataPath("dataloader", "the data set is read from files")
     size = f"{sum(sizes) / 2**20:,.0f} MiB"
     if loader == "device":
@@ -180,7 +186,9 @@ def choose_data_path(loader: str, splits: Sequence[Split], device: torch.device,
 def check_batch_size(batch_size: int, train_size: int) -> None:
     """A batch must hold at least one sample and no more than the training set."""
     if not 1 <= batch_size <= train_size:
-        raise ConfigError("data.batch_size", batch_size, f"must be between 1 and the {train_size} training samples")
+        raise ConfigError(
+            "data.batch_size", batch_size, f"must be between 1 and the {train_size} training samples"
+        )
 
 
 def make_batches(
@@ -203,6 +211,10 @@ def make_batches(
         loader = choose_data_path(loader, [split], device, device_memory(device)).kind
     if loader == "device":
         if not isinstance(split, TensorSplit):
-            raise ConfigError("data.loader", loader, "needs an in-memory data set; image_folder reads files: use dataloader")
+            raise ConfigError(
+                "data.loader", loader, "needs an in-memory data set; image_folder reads files: use dataloader"
+            )
         return DeviceBatches(split, batch_size, device, generator, augment, channels_last)
-    return LoaderBatches(split, batch_size, device, num_workers, generator, host_generator, augment, channels_last)
+    return LoaderBatches(
+        split, batch_size, device, num_workers, generator, host_generator, augment, channels_last
+    )

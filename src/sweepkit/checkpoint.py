@@ -106,7 +106,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
             state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, KeyError, ... for bad bytes
+    except (
+        Exception
+    ) as err:  # torch raises RuntimeError, UnpicklingError, EOFError, KeyError, ... for bad bytes
         raise CheckpointError(f"is corrupt or not a sweepkit checkpoint ({_damage(path, err)})") from None
     if not isinstance(state, dict) or not all(key in state for key in REQUIRED_KEYS):
         raise CheckpointError(f"is not a sweepkit checkpoint (it lacks {' and '.join(REQUIRED_KEYS)})")
@@ -134,7 +136,9 @@ def capture_rng(generators: dict[str, torch.Generator], device: torch.device | N
     return state
 
 
-def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator], device: torch.device | None = None) -> list[str]:
+def restore_rng(
+    state: dict[str, Any], generators: dict[str, torch.Generator], device: torch.device | None = None
+) -> list[str]:
     """The inverse of :func:`capture_rng`; returns what it could not restore (a checkpoint written on
     another kind of device holds no state for this one's generators), which then draws afresh."""
     torch.set_rng_state(state["torch"])

@@ -77,7 +77,12 @@ def make_launch_dir_importable(launch_dir: Path) -> None:
 
 def one_line(err: BaseException) -> tuple[str, int] | None:
     """The one line and exit status for an error the user caused; None for anything else (a bug)."""
-    from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
+    from hydra.errors import (
+        ConfigCompositionException,
+        HydraException,
+        MissingConfigException,
+        OverrideParseException,
+    )
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(err, ConfigError):
@@ -91,9 +96,16 @@ def one_line(err: BaseException) -> tuple[str, int] | None:
     if isinstance(err, MissingConfigException):
         return _missing_config(err), EXIT_BAD_INPUT
     if isinstance(err, OverrideParseException):
-        reasons = [line.strip() for line in err.message.splitlines()[1:] if line.strip() and not line.startswith("See ")]
+        reasons = [
+            line.strip()
+            for line in err.message.splitlines()[1:]
+            if line.strip() and not line.startswith("See ")
+        ]
         reason = reasons[0] if reasons else _first_line(err.message)
-        return f"the override {err.override} does not parse: {reason} (grammar: https://hydra.cc/docs/advanced/override_grammar/basic/)", EXIT_BAD_INPUT
+        return (
+            f"the override {err.override} does not parse: {reason} (grammar: https://hydra.cc/docs/advanced/override_grammar/basic/)",
+            EXIT_BAD_INPUT,
+        )
     if isinstance(err, ConfigCompositionException) and isinstance(err.__cause__, OmegaConfBaseException):
         return _bad_key(err), EXIT_BAD_INPUT
     if isinstance(err, HydraException | OmegaConfBaseException):
@@ -105,7 +117,9 @@ def _missing_config(err: Any) -> str:
     """``model=tiny is not one of: cnn, linear, mlp`` from Hydra's own listing of the search path."""
     missing = err.missing_cfg_file or ""
     group, _, option = missing.rpartition("/")
-    options = err.options if err.options is not None or not group else _group_options(group)  # group=[a,b]: Hydra lists none
+    options = (
+        err.options if err.options is not None or not group else _group_options(group)
+    )  # group=[a,b]: Hydra lists none
     if options is not None and group:
         return str(ConfigError(group, option, "is not one of: " + ", ".join(sorted(options))))
     return _first_line(str(err))
@@ -124,7 +138,7 @@ def _bad_key(err: Any) -> str:
     key = getattr(cause, "full_key", None) or ""
     parent = getattr(cause, "parent_node", None)
     leaf = key.rsplit(".", 1)[-1]
-    known = [str(k) for k in parent.keys()] if hasattr(parent, "keys") else []
+    known = [str(k) for k in parent] if hasattr(parent, "keys") else []
     close = difflib.get_close_matches(leaf, known, n=1)
     prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
     hint = f"did you mean {prefix}{close[0]}? " if close else ""
@@ -208,7 +222,9 @@ def run_console_script(prog: str, main: Callable[[], Any]) -> None:
     sys.argv[1:] = absolute_config_folders(inspect_sweep_args(sys.argv[1:]), launch_dir)
     make_launch_dir_importable(launch_dir)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing; the one line is ours
-    signal.signal(signal.SIGTERM, _interrupt)  # a run ends its tracked run KILLED, not RUNNING (sweeps: their own)
+    signal.signal(
+        signal.SIGTERM, _interrupt
+    )  # a run ends its tracked run KILLED, not RUNNING (sweeps: their own)
     active_program = prog
     try:
         main()

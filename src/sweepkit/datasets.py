@@ -112,7 +112,9 @@ def torchvision_dataset(seed: int, name: str, root: str, download: bool) -> Data
         train = cls(str(root_path), train=True, download=download)
         test = cls(str(root_path), train=False, download=download)
     except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
-        raise ConfigError("data.root", root, f"holds no readable {name} files ({err}); set data.download=true") from err
+        raise ConfigError(
+            "data.root", root, f"holds no readable {name} files ({err}); set data.download=true"
+        ) from err
     x_train, x_test = _standardize(_images_as_tensor(train.data), _images_as_tensor(test.data))
     pool = TensorSplit(x_train, torch.as_tensor(train.targets, dtype=torch.long))
     test_split = TensorSplit(x_test, torch.as_tensor(test.targets, dtype=torch.long))

@@ -28,7 +28,10 @@ MAX_SHARING = 64  # runs per GPU before giving up on a free slot (no machine run
 
 def lock_dir() -> Path:
     """Where this user's claims live: shared by every process of the user on this machine."""
-    return Path(tempfile.gettempdir()) / f"sweepkit-gpu-claims-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    return (
+        Path(tempfile.gettempdir())
+        / f"sweepkit-gpu-claims-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    )
 
 
 @dataclass

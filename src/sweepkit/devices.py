@@ -39,7 +39,9 @@ def resolve_device(name: str, claim: bool = True) -> torch.device:
     the first GPU and no claim.
     """
     if name == "auto" and not torch.cuda.is_available():
-        note = hidden_gpus_note(os.environ.get("CUDA_VISIBLE_DEVICES"), physical_gpu_count(), torch.backends.cuda.is_built())
+        note = hidden_gpus_note(
+            os.environ.get("CUDA_VISIBLE_DEVICES"), physical_gpu_count(), torch.backends.cuda.is_built()
+        )
         if note and claim:  # said once, by the run itself
             log.warning(note)
         return torch.device("cpu")
@@ -52,7 +54,9 @@ def resolve_device(name: str, claim: bool = True) -> torch.device:
             return claim_gpu() if claim else torch.device("cuda", 0)
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError("trainer.device", name, f"is not one of the {torch.cuda.device_count()} visible GPUs")
+            raise ConfigError(
+                "trainer.device", name, f"is not one of the {torch.cuda.device_count()} visible GPUs"
+            )
         _drop_claim()  # a pinned run holds no claim (and keeps none from this process's last run)
         return device
     raise one_of("trainer.device", name, ["auto", "cpu", "cuda", "cuda:N"])
@@ -66,7 +70,9 @@ def claim_gpu() -> torch.device:
     if count == 1:  # one visible GPU (a Slurm job's, or the machine's only one): nothing to choose
         _last_index = 0
         return torch.device("cuda", 0)
-    _claim = device_claims.claim([gpu_key(i) for i in range(count)], device_claims.lock_dir(), prefer=_last_index)
+    _claim = device_claims.claim(
+        [gpu_key(i) for i in range(count)], device_claims.lock_dir(), prefer=_last_index
+    )
     if _last_index is not None and _last_index != _claim.index:
         free_memory()  # the cache held on the previous GPU is no use on this one
     _last_index = _claim.index
@@ -176,7 +182,9 @@ def out_of_memory_note(device: torch.device, where: str, key: str, batch_size: i
     if device.type == "cuda":
         total = torch.cuda.get_device_properties(device).total_memory
         usage = f" ({torch.cuda.max_memory_allocated(device) / 2**30:.1f} of {total / 2**30:.1f} GiB allocated at the peak)"
-    advice = f"lower {key}" + (" or use trainer.precision=bf16" if key == "data.batch_size" and precision == "32" else "")
+    advice = f"lower {key}" + (
+        " or use trainer.precision=bf16" if key == "data.batch_size" and precision == "32" else ""
+    )
     return f"{device} ran out of memory{usage} in {where} at {key}={batch_size}: {advice}"
 
 
@@ -213,11 +221,14 @@ def resolve_precision(name: str | int, device: torch.device) -> Precision:
     if name not in PRECISIONS:
         raise one_of("trainer.precision", name, PRECISIONS)
     if name == "16" and device.type != "cuda":
-        raise ConfigError("trainer.precision", name, f"needs CUDA (device is {device}); use bf16 or 32 on a CPU")
+        raise ConfigError(
+            "trainer.precision", name, f"needs CUDA (device is {device}); use bf16 or 32 on a CPU"
+        )
     if name == "bf16" and device.type == "cuda" and not bf16_native(device):
         major, minor = torch.cuda.get_device_capability(device)
         raise ConfigError(
-            "trainer.precision", name,
+            "trainer.precision",
+            name,
             f"is emulated, not native, on {torch.cuda.get_device_name(device)} (compute capability {major}.{minor}; "
             "bf16 needs 8.0, Ampere or newer); use 16 or 32",
         )

@@ -41,7 +41,9 @@ def one_of(key: str, value: Any, choices: Iterable[Any]) -> ConfigError:
 def integer(key: str, value: Any, at_least: int | None = None) -> int:
     """``value`` if it is a whole number (not a bool, not 2.5, not "abc") of at least ``at_least``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, value, "must be an integer" + (f" >= {at_least}" if at_least is not None else ""))
+        raise ConfigError(
+            key, value, "must be an integer" + (f" >= {at_least}" if at_least is not None else "")
+        )
     if at_least is not None and value < at_least:
         raise ConfigError(key, value, f"must be >= {at_least}")
     return value
@@ -74,5 +76,7 @@ def writable_folder(key: str, folder: Path) -> Path:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
-        raise ConfigError(key, str(folder), f"is not a writable folder ({err.strerror or type(err).__name__})") from None
+        raise ConfigError(
+            key, str(folder), f"is not a writable folder ({err.strerror or type(err).__name__})"
+        ) from None
     return folder

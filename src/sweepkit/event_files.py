@@ -50,13 +50,19 @@ def tensorboard_tracker(cfg: Mapping[str, Any], launch_dir: Path) -> TensorBoard
     settings = cfg["tensorboard"]
     log_dir = settings["log_dir"]
     if not isinstance(log_dir, str) or not log_dir.strip():
-        raise ConfigError("tracking.tensorboard.log_dir", repr(log_dir), "must be a folder (default: the run folder, ${output_dir})")
+        raise ConfigError(
+            "tracking.tensorboard.log_dir",
+            repr(log_dir),
+            "must be a folder (default: the run folder, ${output_dir})",
+        )
     folder = Path(log_dir).expanduser()
     folder = folder if folder.is_absolute() else launch_dir / folder
     check_writable(folder, "tracking.tensorboard.log_dir")
     images = settings["images"]
     if isinstance(images, bool) or not isinstance(images, int) or images < 0:
-        raise ConfigError("tracking.tensorboard.images", images, "must be an integer >= 0 (0: no input images)")
+        raise ConfigError(
+            "tracking.tensorboard.images", images, "must be an integer >= 0 (0: no input images)"
+        )
     if not isinstance(settings["graph"], bool):
         raise ConfigError("tracking.tensorboard.graph", settings["graph"], "must be true or false")
     return TensorBoardTracker(folder, images=images, graph=settings["graph"])
@@ -150,25 +156,37 @@ class TensorBoardTracker:
         if self.writer is None:
             return
         writer, self.writer = self.writer, None
-        lines = [f"{k}: {v}" for k, v in {**self.tags, "status": status, **({"error": error} if error else {})}.items()]
+        lines = [
+            f"{k}: {v}"
+            for k, v in {**self.tags, "status": status, **({"error": error} if error else {})}.items()
+        ]
         writer.add_text("tags", code_block(lines), 0)
         writer.close()
 
-    def record_trial(self, number: int, params: Mapping[str, Any], state: str, details: Mapping[str, Any]) -> None:
+    def record_trial(
+        self, number: int, params: Mapping[str, Any], state: str, details: Mapping[str, Any]
+    ) -> None:
         """The trial as one HParams session: its sampled params, its state (and pruned epoch and
         reason) as columns, its scalars as metrics. Written once, when the study knows the outcome:
         TensorBoard keeps the first session record a run has."""
         from tensorboard.plugins.hparams import metadata, plugin_data_pb2
         from tensorboard.plugins.hparams.summary_v2 import hparams_pb
-        hparams = {name: hparam_value(value) for name, value in {**params, "optuna.state": state, **details}.items()}
+
+        hparams = {
+            name: hparam_value(value) for name, value in {**params, "optuna.state": state, **details}.items()
+        }
         end_info = plugin_data_pb2.HParamsPluginData(
-            session_end_info=plugin_data_pb2.SessionEndInfo(status=SESSION_STATUS[state], end_time_secs=time.time())
+            session_end_info=plugin_data_pb2.SessionEndInfo(
+                status=SESSION_STATUS[state], end_time_secs=time.time()
+            )
         )
         # The dashboard shows five hparam columns until more are ticked; its Trial ID column is always
         # shown, so it tells the outcome too: "trial 3 PRUNED (pruned_epoch 2, prune_reason pruner)".
         outcome = ", ".join(f"{name.rsplit('.', 1)[-1]} {value}" for name, value in details.items())
         label = f"trial {number} {state}" + (f" ({outcome})" if outcome else "")
-        with contextlib.closing(FileWriter(str(self.log_dir))) as writer:  # a second event file beside the run's
+        with contextlib.closing(
+            FileWriter(str(self.log_dir))
+        ) as writer:  # a second event file beside the run's
             writer.add_summary(hparams_pb(hparams, trial_id=label))
             writer.add_summary(session_summary(metadata, metadata.SESSION_END_INFO_TAG, end_info))
 

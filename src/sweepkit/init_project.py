@@ -21,7 +21,9 @@ TEMPLATE = Path(__file__).resolve().parent / "project_template"
 
 def template_files() -> list[Path]:
     """The scaffold's files, relative to its root."""
-    return sorted(p.relative_to(TEMPLATE) for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return sorted(
+        p.relative_to(TEMPLATE) for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
 
 
 def write_project(target: Path) -> list[Path]:
@@ -29,7 +31,11 @@ def write_project(target: Path) -> list[Path]:
     files = template_files()
     taken = [str(f) for f in files if (target / f).exists()]
     if taken:
-        raise ConfigError("DIR", str(target), f"already holds {', '.join(taken)}: sweepkit-init never overwrites; choose another folder")
+        raise ConfigError(
+            "DIR",
+            str(target),
+            f"already holds {', '.join(taken)}: sweepkit-init never overwrites; choose another folder",
+        )
     for relative in files:
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(TEMPLATE / relative, target / relative)

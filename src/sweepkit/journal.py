@@ -50,7 +50,8 @@ def scan(path: Path) -> Scan:
             if is_last:
                 return Scan(offset, line)
             raise ConfigError(
-                STORAGE_KEY, str(path),
+                STORAGE_KEY,
+                str(path),
                 f"is corrupt at line {number} of {len(lines)} (not an Optuna journal record): restore it from a "
                 "backup, or move it aside to start a new study",
             )
@@ -87,5 +88,10 @@ def repair(path: Path) -> Path | None:
             os.fsync(handle.fileno())
     finally:
         lock.release()
-    log.warning("%s ended in a torn record (%d bytes, a write cut short): cut off and kept in %s", path, len(found.torn_tail), kept)
+    log.warning(
+        "%s ended in a torn record (%d bytes, a write cut short): cut off and kept in %s",
+        path,
+        len(found.torn_tail),
+        kept,
+    )
     return kept

@@ -44,7 +44,9 @@ class EpochTracker(Protocol):
 class NoiseProbe(Protocol):
     """Estimates the gradient noise scale at the current weights, leaving training as it was."""
 
-    def b_simple(self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float, epoch_s: float) -> float | None: ...
+    def b_simple(
+        self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float, epoch_s: float
+    ) -> float | None: ...
 
 
 class PruningReporter(Protocol):
@@ -169,7 +171,9 @@ def train_step(
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, batches: Batches, loss_fn: nn.Module, precision: Precision, task: Task) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, batches: Batches, loss_fn: nn.Module, precision: Precision, task: Task
+) -> dict[str, float]:
     """Mean loss (and accuracy for classification) over ``batches``, summed on the device.
     Raises DeviceOutOfMemory (with its one line) when a batch does not fit."""
     was_training = model.training
@@ -186,7 +190,11 @@ def evaluate(model: nn.Module, batches: Batches, loss_fn: nn.Module, precision: 
                 correct = hits if correct is None else correct + hits
     except torch.OutOfMemoryError:
         device = next(model.parameters()).device
-        raise DeviceOutOfMemory(out_of_memory_note(device, "evaluation", "data.eval_batch_size", batches.batch_size, precision.name)) from None
+        raise DeviceOutOfMemory(
+            out_of_memory_note(
+                device, "evaluation", "data.eval_batch_size", batches.batch_size, precision.name
+            )
+        ) from None
     finally:
         model.train(was_training)
     n = batches.num_samples
@@ -217,7 +225,9 @@ class TrainingLoop:
         noise_probe: NoiseProbe | None = None,
     ) -> None:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.forward_model = compiled if compiled is not None else model  # torch.compile wraps, state stays on model
+        self.forward_model = (
+            compiled if compiled is not None else model
+        )  # torch.compile wraps, state stays on model
         self.precision, self.loss_fn, self.task = precision, loss_fn, task
         self.scaler = precision.grad_scaler()
         self.skips = SkippedSteps() if self.scaler.is_enabled() else None
@@ -232,7 +242,9 @@ class TrainingLoop:
         self.divergence_check_s = DIVERGENCE_CHECK_S
 
     # -- one epoch -------------------------------------------------------------------------------
-    def train_epoch(self, progress: EpochProgress, stop_requested: Callable[[], bool] = lambda: False) -> tuple[float, float]:
+    def train_epoch(
+        self, progress: EpochProgress, stop_requested: Callable[[], bool] = lambda: False
+    ) -> tuple[float, float]:
         """Train over all batches; returns (mean loss, seconds). A non-finite loss ends the epoch at the
         next divergence check (within ``divergence_check_s``), whatever the progress display."""
         self.forward_model.train()
@@ -247,14 +259,22 @@ class TrainingLoop:
                 self.train_batch(x, y, loss_sum)
                 seen, pending = seen + len(y), pending + 1
                 now = time.perf_counter()
-                if now >= next_check or progress.wants_update():  # the only in-epoch syncs, a few a second at most
+                if (
+                    now >= next_check or progress.wants_update()
+                ):  # the only in-epoch syncs, a few a second at most
                     mean = loss_sum.item() / seen
                     progress.advance(pending, mean)
                     pending, next_check = 0, now + self.divergence_check_s
                     if not math.isfinite(mean):
                         break
         except torch.OutOfMemoryError:
-            note = out_of_memory_note(self.device, "the training step", "data.batch_size", self.train_batches.batch_size, self.precision.name)
+            note = out_of_memory_note(
+                self.device,
+                "the training step",
+                "data.batch_size",
+                self.train_batches.batch_size,
+                self.precision.name,
+            )
             raise DeviceOutOfMemory(note) from None
         mean = loss_sum.item() / seen
         progress.advance(pending, mean)
@@ -263,13 +283,25 @@ class TrainingLoop:
     def train_batch(self, x: torch.Tensor, y: torch.Tensor, loss_sum: torch.Tensor) -> None:
         """One step on one batch, the scheduler's step (unless fp16's scaler skipped the optimizer's)
         and the loss added to ``loss_sum`` on the device: nothing here waits for the device."""
-        loss = train_step(self.forward_model, x, y, self.loss_fn, self.optimizer, self.scaler, self.precision, self.grad_clip_norm, self.skips)
+        loss = train_step(
+            self.forward_model,
+            x,
+            y,
+            self.loss_fn,
+            self.optimizer,
+            self.scaler,
+            self.precision,
+            self.grad_clip_norm,
+            self.skips,
+        )
         scheduler_may_step = self.skips is None or self.skips.scheduler_may_step()
         if self.scheduler is not None and scheduler_may_step:
             self.scheduler.step()
         loss_sum.add_(loss, alpha=len(y))
 
-    def run_epoch(self, progress: EpochProgress, max_epochs: int, stop_requested: Callable[[], bool]) -> dict[str, float]:
+    def run_epoch(
+        self, progress: EpochProgress, max_epochs: int, stop_requested: Callable[[], bool]
+    ) -> dict[str, float]:
         """Train then validate one epoch; returns its metrics."""
         epoch = self.state.epoch + 1
         progress.start_epoch(epoch, max_epochs, len(self.train_batches))
@@ -289,7 +321,9 @@ class TrainingLoop:
         if self.noise_probe is not None and math.isfinite(train_loss):
             # after the clock: epoch_time_s means the same with the probe on or off
             scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
-            value = self.noise_probe.b_simple(self.model, self.loss_fn, self.precision, scale, metrics["epoch_time_s"])
+            value = self.noise_probe.b_simple(
+                self.model, self.loss_fn, self.precision, scale, metrics["epoch_time_s"]
+            )
             if value is not None:  # None: this epoch was too short for the probe's time budget
                 metrics[NOISE_SCALE] = value
         return metrics
@@ -312,7 +346,11 @@ class TrainingLoop:
         checkpoint, pruning report, last checkpoint), which therefore happens whole or not at all.
         The checkpoints are written in the background and are all on disk when this returns or raises.
         """
-        tracker, reporter, progress = tracker or NullTracker(), reporter or NeverPrune(), progress or SilentProgress()
+        tracker, reporter, progress = (
+            tracker or NullTracker(),
+            reporter or NeverPrune(),
+            progress or SilentProgress(),
+        )
         stop_requested = stop_requested or (lambda: False)
         state = self.state
         try:
@@ -322,7 +360,9 @@ class TrainingLoop:
                     metrics = self.run_epoch(progress, max_epochs, stop_requested)
                 except DeviceOutOfMemory as err:
                     oom = str(err)
-                if oom is not None:  # out of the except block: its traceback no longer holds the batch's tensors
+                if (
+                    oom is not None
+                ):  # out of the except block: its traceback no longer holds the batch's tensors
                     self.optimizer.zero_grad(set_to_none=True)
                     free_memory()
                     state.stop_reason, state.stop_detail = "oom", oom
@@ -384,7 +424,9 @@ class TrainingLoop:
             return None
         return self.checkpoints.save(self.state_dict(), self.checkpoint_dir / name)
 
-    def load_state_dict(self, state: Mapping[str, Any], best_model: Mapping[str, torch.Tensor] | None) -> list[str]:
+    def load_state_dict(
+        self, state: Mapping[str, Any], best_model: Mapping[str, torch.Tensor] | None
+    ) -> list[str]:
         """Continue from a checkpoint written by :meth:`save` (and the best weights, if known); returns
         the random states it could not restore (a checkpoint from another kind of device)."""
         self.model.load_state_dict(state["model"])
@@ -396,5 +438,7 @@ class TrainingLoop:
         self.state = LoopState(**state["loop"])
         self.state.stop_reason, self.state.stop_detail = "completed", ""
         not_restored = checkpoint.restore_rng(state["rng"], self.generators, self.device)
-        self.best_model_state = {k: v.to(self.device) for k, v in best_model.items()} if best_model is not None else None
+        self.best_model_state = (
+            {k: v.to(self.device) for k, v in best_model.items()} if best_model is not None else None
+        )
         return not_restored

@@ -76,7 +76,9 @@ class RangeTestSettings:
     def from_config(cls, cfg: DictConfig) -> RangeTestSettings:
         """The settings of ``cfg.lr_find`` (a config composed from ``lr_find.yaml``)."""
         if "lr_find" not in cfg:
-            raise ConfigError("lr_find", "(missing)", "must be set: compose the lr_find config, which adds it to train")
+            raise ConfigError(
+                "lr_find", "(missing)", "must be set: compose the lr_find config, which adds it to train"
+            )
         node = cfg.lr_find
         return cls(node.min_lr, node.max_lr, node.num_steps, node.smoothing, node.diverge_factor)
 
@@ -154,7 +156,16 @@ def range_test(loop: TrainingLoop, settings: RangeTestSettings) -> Curve:
         x, y = next(batches)
         lr = settings.lr_at(step)
         set_lr(loop.optimizer, lr)
-        loss = train_step(loop.forward_model, x, y, loop.loss_fn, loop.optimizer, loop.scaler, loop.precision, loop.grad_clip_norm)
+        loss = train_step(
+            loop.forward_model,
+            x,
+            y,
+            loop.loss_fn,
+            loop.optimizer,
+            loop.scaler,
+            loop.precision,
+            loop.grad_clip_norm,
+        )
         loss_value = loss.item()  # a sync per step, unlike training: the stop rule needs every value
         smoothed = smoother.update(loss_value)
         curve.append(lr, loss_value, smoothed)
@@ -166,6 +177,7 @@ def range_test(loop: TrainingLoop, settings: RangeTestSettings) -> Curve:
 
 
 # -- suggestions -------------------------------------------------------------------------------------
+
 
 def steepest(lrs: list[float], smoothed: list[float]) -> int:
     """Index of the steepest descent: the most negative d(smoothed loss) / d(log lr), by central
@@ -225,13 +237,19 @@ def range_notes(curve: Curve, num_steps: int) -> list[str]:
     lowest = window.start + int(np.argmin(smoothed))
     notes = []
     if lowest == window.start:
-        notes.append(f"the smoothed loss never fell below its value at lr {curve.lrs[lowest]:.3g}: lower lr_find.min_lr")
-    if curve.stop_reason == "completed" and int(np.argmin(curve.smoothed)) >= len(curve.smoothed) - SKIP_END - 1:
+        notes.append(
+            f"the smoothed loss never fell below its value at lr {curve.lrs[lowest]:.3g}: lower lr_find.min_lr"
+        )
+    if (
+        curve.stop_reason == "completed"
+        and int(np.argmin(curve.smoothed)) >= len(curve.smoothed) - SKIP_END - 1
+    ):
         notes.append(f"the smoothed loss was still falling at lr {curve.lrs[-1]:.3g}: raise lr_find.max_lr")
     return notes
 
 
 # -- the command -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LrFindResult:
@@ -259,15 +277,24 @@ class LrFindResult:
 def run_name(cfg: DictConfig, choices: Mapping[str, str]) -> str:
     """``lr-find-mlp-digits-adam-bs64`` (no lr in it: the test tries many)."""
     model = choices.get("model", "model")
-    return cfg.tracking.get("run_name") or f"lr-find-{model}-{cfg.data.name}-{cfg.optimizer.name}-bs{cfg.data.batch_size}"
+    return (
+        cfg.tracking.get("run_name")
+        or f"lr-find-{model}-{cfg.data.name}-{cfg.optimizer.name}-bs{cfg.data.batch_size}"
+    )
 
 
 def log_start(cfg: DictConfig, setup: Setup, settings: RangeTestSettings) -> None:
     """What is about to be tried, printed before training (as ``sweepkit-train`` prints its lr)."""
     log.info(
         "lr range test: %d batches, lr %.3g -> %.3g at batch size %d  [optimizer %s, device %s, precision %s, %d batches/epoch]",
-        settings.num_steps, settings.min_lr, settings.max_lr, cfg.data.batch_size, cfg.optimizer.name,
-        setup.device, cfg.trainer.precision, len(setup.loop.train_batches),
+        settings.num_steps,
+        settings.min_lr,
+        settings.max_lr,
+        cfg.data.batch_size,
+        cfg.optimizer.name,
+        setup.device,
+        cfg.trainer.precision,
+        len(setup.loop.train_batches),
     )
 
 
@@ -305,10 +332,17 @@ def find_lr(
     return result
 
 
-def _test_and_report(cfg: DictConfig, setup: Setup, settings: RangeTestSettings, tracker: RunTracker) -> LrFindResult:
+def _test_and_report(
+    cfg: DictConfig, setup: Setup, settings: RangeTestSettings, tracker: RunTracker
+) -> LrFindResult:
     curve = range_test(unscheduled(setup, cfg), settings)
     log_curve(tracker, curve)  # before suggesting: a failed test's curve is worth seeing too
-    scaling = (cfg.data.batch_size, cfg.lr_scaling.base_batch_size, cfg.lr_scaling.rule, cfg.optimizer.auto_rule)
+    scaling = (
+        cfg.data.batch_size,
+        cfg.lr_scaling.base_batch_size,
+        cfg.lr_scaling.rule,
+        cfg.optimizer.auto_rule,
+    )
     suggestions = suggest(curve, settings.num_steps, lambda lr: lr_scaling.reference_lr(lr, *scaling))
     for note in range_notes(curve, settings.num_steps):
         log.warning(note)
@@ -316,13 +350,28 @@ def _test_and_report(cfg: DictConfig, setup: Setup, settings: RangeTestSettings,
     if cfg.output_dir is not None:
         marks = {name: (s.lr, s.smoothed_loss) for name, s in suggestions.items()}
         title = f"LR range test: {cfg.data.name}, {cfg.optimizer.name}, batch {cfg.data.batch_size}"
-        plot = lr_find_curve(curve.lrs, curve.losses, curve.smoothed, marks, Path(cfg.output_dir) / "lr_find.png", title)
+        plot = lr_find_curve(
+            curve.lrs, curve.losses, curve.smoothed, marks, Path(cfg.output_dir) / "lr_find.png", title
+        )
         tracker.log_artifact(plot, "plots")
-    tracker.log_metrics({f"lr_find/{name}_{kind}": getattr(s, kind) for name, s in suggestions.items() for kind in ("lr", "reference_lr")})
+    tracker.log_metrics(
+        {
+            f"lr_find/{name}_{kind}": getattr(s, kind)
+            for name, s in suggestions.items()
+            for kind in ("lr", "reference_lr")
+        }
+    )
     tracker.set_tags({"lr_find.stop_reason": curve.stop_reason, "lr_find.batches_run": str(len(curve.lrs))})
     return LrFindResult(
-        curve, suggestions, settings.num_steps, cfg.data.batch_size, cfg.lr_scaling.base_batch_size,
-        setup.rule, cfg.optimizer.name, plot, tracker.run_id,
+        curve,
+        suggestions,
+        settings.num_steps,
+        cfg.data.batch_size,
+        cfg.lr_scaling.base_batch_size,
+        setup.rule,
+        cfg.optimizer.name,
+        plot,
+        tracker.run_id,
     )
 
 
@@ -330,7 +379,11 @@ def summarize(result: LrFindResult) -> None:
     """How the test ended, both suggestions at both batch sizes, and the override to paste."""
     curve = result.curve
     batches = len(curve.lrs)
-    ended = f"diverged after batch {batches} of {result.num_steps}" if curve.stop_reason == "diverged" else f"completed {batches} batches"
+    ended = (
+        f"diverged after batch {batches} of {result.num_steps}"
+        if curve.stop_reason == "diverged"
+        else f"completed {batches} batches"
+    )
     finite = [(loss, lr) for loss, lr in zip(curve.smoothed, curve.lrs) if math.isfinite(loss)]
     lowest, lowest_lr = min(finite) if finite else (math.nan, math.nan)
     log.info("%s, at lr %.3g (lowest smoothed loss %.4g at lr %.3g)", ended, curve.lrs[-1], lowest, lowest_lr)
@@ -340,7 +393,8 @@ def summarize(result: LrFindResult) -> None:
         log.info("%-10s %-16.3g %.3g", name, s.lr, s.reference_lr)
     log.info(
         "paste: optimizer.lr=%.3g   (valley; the bolder steepest: optimizer.lr=%.3g)",
-        result.valley.reference_lr, result.steepest.reference_lr,
+        result.valley.reference_lr,
+        result.steepest.reference_lr,
     )
     log.info("plot %s", result.plot)
     if result.mlflow_run_id is not None:  # tracking=none: no MLflow run to name

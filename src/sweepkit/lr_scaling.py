@@ -25,7 +25,8 @@ def resolve_rule(rule: str, auto_rule: str | None) -> str:
         return rule
     if auto_rule is None:
         raise ConfigError(
-            "optimizer.auto_rule", "null",
+            "optimizer.auto_rule",
+            "null",
             "must say what lr_scaling.rule=auto means for this optimizer: linear (SGD-like) or sqrt (adaptive); "
             "or set lr_scaling.rule to linear, sqrt or none",
         )
@@ -41,6 +42,8 @@ def effective_lr(lr: float, batch_size: int, base_batch_size: int, rule: str, au
     return lr * (batch_size / base_batch_size) ** exponent
 
 
-def reference_lr(lr_at_batch: float, batch_size: int, base_batch_size: int, rule: str, auto_rule: str | None) -> float:
+def reference_lr(
+    lr_at_batch: float, batch_size: int, base_batch_size: int, rule: str, auto_rule: str | None
+) -> float:
     """The inverse of :func:`effective_lr`: the ``optimizer.lr`` that gives ``lr_at_batch`` at ``batch_size``."""
     return lr_at_batch / effective_lr(1.0, batch_size, base_batch_size, rule, auto_rule)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -36,7 +37,7 @@ def _check_dropout(dropout: float) -> None:
 def _dense_stack(widths: Sequence[int], activation: str, dropout: float) -> list[nn.Module]:
     """Linear + activation (+ dropout) for each consecutive pair of widths."""
     layers: list[nn.Module] = []
-    for width_in, width_out in zip(widths[:-1], widths[1:]):
+    for width_in, width_out in itertools.pairwise(widths):
         layers += [nn.Linear(width_in, width_out), _activation(activation)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -63,7 +64,9 @@ class MLP(nn.Sequential):
     ) -> None:
         _check_dropout(dropout)
         widths = [math.prod(in_shape), *hidden]
-        super().__init__(nn.Flatten(), *_dense_stack(widths, activation, dropout), nn.Linear(widths[-1], num_outputs))
+        super().__init__(
+            nn.Flatten(), *_dense_stack(widths, activation, dropout), nn.Linear(widths[-1], num_outputs)
+        )
 
 
 class LeNet(nn.Module):
@@ -80,7 +83,9 @@ class LeNet(nn.Module):
     ) -> None:
         super().__init__()
         if len(in_shape) != 3:
-            raise ConfigError("model", "cnn", f"needs image inputs (C, H, W); this data has shape {tuple(in_shape)}")
+            raise ConfigError(
+                "model", "cnn", f"needs image inputs (C, H, W); this data has shape {tuple(in_shape)}"
+            )
         _check_dropout(dropout)
         blocks: list[nn.Module] = []
         for c_in, c_out in zip([in_shape[0], *channels[:-1]], channels):
@@ -89,7 +94,9 @@ class LeNet(nn.Module):
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *in_shape)).shape[1]
         widths = [flat, *hidden]
-        self.head = nn.Sequential(*_dense_stack(widths, activation, dropout), nn.Linear(widths[-1], num_outputs))
+        self.head = nn.Sequential(
+            *_dense_stack(widths, activation, dropout), nn.Linear(widths[-1], num_outputs)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -101,10 +108,20 @@ def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
         for name, child in parent.named_children():
             if isinstance(child, nn.Conv2d):
                 if child.in_channels != in_channels:
-                    setattr(parent, name, nn.Conv2d(
-                        in_channels, child.out_channels, child.kernel_size, child.stride,
-                        child.padding, child.dilation, child.groups, child.bias is not None,
-                    ))
+                    setattr(
+                        parent,
+                        name,
+                        nn.Conv2d(
+                            in_channels,
+                            child.out_channels,
+                            child.kernel_size,
+                            child.stride,
+                            child.padding,
+                            child.dilation,
+                            child.groups,
+                            child.bias is not None,
+                        ),
+                    )
                 return
 
 
@@ -114,9 +131,15 @@ def torchvision_classifier(in_shape: Sequence[int], num_outputs: int, arch: str)
 
     names = torchvision.models.list_models(module=torchvision.models)
     if arch not in names:
-        raise ConfigError("model.arch", arch, "is not a torchvision classification model (see torchvision.models.list_models())")
+        raise ConfigError(
+            "model.arch",
+            arch,
+            "is not a torchvision classification model (see torchvision.models.list_models())",
+        )
     if len(in_shape) != 3:
-        raise ConfigError("model.arch", arch, f"needs image inputs (C, H, W); this data has shape {tuple(in_shape)}")
+        raise ConfigError(
+            "model.arch", arch, f"needs image inputs (C, H, W); this data has shape {tuple(in_shape)}"
+        )
     model = torchvision.models.get_model(arch, weights=None, num_classes=num_outputs)
     _replace_first_conv(model, in_shape[0])
     return model

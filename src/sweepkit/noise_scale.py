@@ -33,7 +33,9 @@ from sweepkit.devices import Precision
 from sweepkit.errors import ConfigError
 
 MIN_SAMPLES = 64  # below this the estimate is noise even early in training
-MIN_SMALL_BATCHES = 2  # tr(Σ) from their spread: two suffice in thousands of dimensions; |G|² rests on all n samples
+MIN_SMALL_BATCHES = (
+    2  # tr(Σ) from their spread: two suffice in thousands of dimensions; |G|² rests on all n samples
+)
 MAX_SHARE = 10.0  # a probe may look at more samples than an epoch holds (for a steadier estimate)
 SEED_OFFSET = 7919  # the probe's draws are not the shuffling generator's stream
 
@@ -84,17 +86,28 @@ class NoiseScaleProbe:
     def __init__(self, draw: Draw, small_batch: int, small_batches: int, budget: float = 1.0) -> None:
         if not 0 < budget <= 1:
             raise ConfigError("trainer.noise_scale_budget", budget, "must be in (0, 1]")
-        self.draw, self.small_batch, self.small_batches, self.budget = draw, small_batch, small_batches, budget
-        self.spent_s = self.epochs_s = self.longest_s = 0.0  # its own time, the epochs', its longest measurement
+        self.draw, self.small_batch, self.small_batches, self.budget = (
+            draw,
+            small_batch,
+            small_batches,
+            budget,
+        )
+        self.spent_s = self.epochs_s = self.longest_s = (
+            0.0  # its own time, the epochs', its longest measurement
+        )
         self.measured = self.skipped = 0
 
     @classmethod
-    def for_batches(cls, batches, batch_size: int, share: float, seed: int, budget: float = 1.0) -> NoiseScaleProbe:
+    def for_batches(
+        cls, batches, batch_size: int, share: float, seed: int, budget: float = 1.0
+    ) -> NoiseScaleProbe:
         """A probe drawing (with replacement) from the data behind a run's training batches."""
         small, count = probe_sizes(batches.num_samples, batch_size, share)
         return cls(_drawer(batches, seed + SEED_OFFSET), small, count, budget)
 
-    def measure(self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float = 1.0) -> NoiseScale:
+    def measure(
+        self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float = 1.0
+    ) -> NoiseScale:
         """One estimate at the current weights (``loss_scale``: the fp16 GradScaler's scale, so
         that small gradients do not underflow)."""
         params = [p for p in model.parameters() if p.requires_grad]
@@ -115,7 +128,9 @@ class NoiseScaleProbe:
         small_mean, big = torch.stack([small_sq / count, big_sq]).tolist()  # the probe's one sync
         return estimate(small_mean, big, self.small_batch, self.small_batch * count)
 
-    def b_simple(self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float, epoch_s: float) -> float | None:
+    def b_simple(
+        self, model: nn.Module, loss_fn: nn.Module, precision: Precision, loss_scale: float, epoch_s: float
+    ) -> float | None:
         """The loop's reading after an epoch of ``epoch_s`` seconds: B_simple at the current weights
         (NaN when not resolved), or None when measuring now would overspend the time budget."""
         self.epochs_s += epoch_s
@@ -125,7 +140,11 @@ class NoiseScaleProbe:
         start = time.perf_counter()
         value = self.measure(model, loss_fn, precision, loss_scale).b_simple
         took = time.perf_counter() - start
-        self.spent_s, self.longest_s, self.measured = self.spent_s + took, max(self.longest_s, took), self.measured + 1
+        self.spent_s, self.longest_s, self.measured = (
+            self.spent_s + took,
+            max(self.longest_s, took),
+            self.measured + 1,
+        )
         return value
 
     def _gradients(self, model, loss_fn, precision, params, loss_scale):
@@ -175,4 +194,3 @@ def _drawer(batches, seed: int) -> Draw:
         return (augment(x, on_device) if augment else x), y.to(device)
 
     return draw_from_dataset
-

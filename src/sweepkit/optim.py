@@ -36,7 +36,9 @@ def fused_setting(target: Callable[..., Any], device_type: str, chosen: Mapping[
     return {"fused": True}
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any], lr: float
+) -> torch.optim.Optimizer:
     """The optimizer ``optimizer._target_`` names, at the effective ``lr``; the other keys pass through."""
     target = import_target("optimizer._target_", cfg["_target_"])
     params = list(params)
@@ -45,11 +47,16 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]
     kwargs.update(fused_setting(target, device_type, kwargs))
     optimizer = call(target, "optimizer", cfg["name"], params, lr=lr, **kwargs)
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ConfigError("optimizer._target_", cfg["_target_"], f"returned a {type(optimizer).__name__}, not a torch.optim.Optimizer")
+        raise ConfigError(
+            "optimizer._target_",
+            cfg["_target_"],
+            f"returned a {type(optimizer).__name__}, not a torch.optim.Optimizer",
+        )
     return optimizer
 
 
 # -- schedules -----------------------------------------------------------------------------------
+
 
 def unit_sizes(steps_per_epoch: int, main_steps: int, lr: float) -> dict[str, float]:
     """What one of each ``scheduler.units`` unit is worth: the run's own numbers, known only once it is built."""
@@ -73,7 +80,11 @@ def in_steps(kwargs: dict[str, Any], units: Mapping[str, str], sizes: Mapping[st
     converted = dict(kwargs)
     for key, unit in units.items():
         if key not in kwargs:
-            raise ConfigError(f"scheduler.units.{key}", unit, f"names no setting of the scheduler; its settings: {', '.join(kwargs) or '(none)'}")
+            raise ConfigError(
+                f"scheduler.units.{key}",
+                unit,
+                f"names no setting of the scheduler; its settings: {', '.join(kwargs) or '(none)'}",
+            )
         if unit not in sizes:
             raise one_of(f"scheduler.units.{key}", unit, sizes)
         converted[key] = _convert(key, kwargs[key], unit, sizes[unit])
@@ -83,18 +94,31 @@ def in_steps(kwargs: dict[str, Any], units: Mapping[str, str], sizes: Mapping[st
 def _check_steppable(scheduler: Any, path: str) -> None:
     """The loop calls ``scheduler.step()`` after every optimizer step, with no arguments, and
     checkpoints save and restore its ``state_dict()``."""
-    missing = [m for m in ("step", "state_dict", "load_state_dict") if not callable(getattr(scheduler, m, None))]
+    missing = [
+        m for m in ("step", "state_dict", "load_state_dict") if not callable(getattr(scheduler, m, None))
+    ]
     if missing:
-        raise ConfigError("scheduler._target_", path, f"returned a {type(scheduler).__name__}, which has no {', '.join(m + '()' for m in missing)}")
+        raise ConfigError(
+            "scheduler._target_",
+            path,
+            f"returned a {type(scheduler).__name__}, which has no {', '.join(m + '()' for m in missing)}",
+        )
     required = [
-        p.name for p in inspect.signature(scheduler.step).parameters.values()
+        p.name
+        for p in inspect.signature(scheduler.step).parameters.values()
         if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     if required:
-        raise ConfigError("scheduler._target_", path, f"needs {', '.join(required)} at each step(); sweepkit steps it once per optimizer step without arguments")
+        raise ConfigError(
+            "scheduler._target_",
+            path,
+            f"needs {', '.join(required)} at each step(); sweepkit steps it once per optimizer step without arguments",
+        )
 
 
-def _main_schedule(optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], sizes: Mapping[str, float]) -> Any:
+def _main_schedule(
+    optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], sizes: Mapping[str, float]
+) -> Any:
     target = import_target("scheduler._target_", cfg["_target_"])
     kwargs = in_steps(settings(cfg, SCHEDULER_KEYS), cfg["units"], sizes)
     scheduler = call(target, "scheduler", cfg["name"], optimizer, **kwargs)
@@ -113,7 +137,9 @@ def build_scheduler(
     """
     warmup_epochs, start_factor = cfg["warmup_epochs"], cfg["warmup_start_factor"]
     if not 0 <= warmup_epochs < max_epochs:
-        raise ConfigError("scheduler.warmup_epochs", warmup_epochs, f"must be in [0, trainer.max_epochs={max_epochs})")
+        raise ConfigError(
+            "scheduler.warmup_epochs", warmup_epochs, f"must be in [0, trainer.max_epochs={max_epochs})"
+        )
     if not 0.0 < start_factor <= 1.0:
         raise ConfigError("scheduler.warmup_start_factor", start_factor, "must be in (0, 1]")
     total_steps, warmup_steps = steps_per_epoch * max_epochs, steps_per_epoch * warmup_epochs
@@ -121,7 +147,9 @@ def build_scheduler(
     main = None if cfg["_target_"] is None else _main_schedule(optimizer, cfg, sizes)
     if warmup_steps == 0:
         return main
-    warmup = lr_scheduler.LinearLR(optimizer, start_factor=start_factor, end_factor=1.0, total_iters=warmup_steps)
+    warmup = lr_scheduler.LinearLR(
+        optimizer, start_factor=start_factor, end_factor=1.0, total_iters=warmup_steps
+    )
     if main is None:
         return warmup  # LinearLR holds end_factor (1.0) once its total_iters are done
     return lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])

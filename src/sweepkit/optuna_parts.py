@@ -31,7 +31,9 @@ def _spec_from_call(key: str, text: str, module_name: str) -> dict[str, Any]:
         name = ast.unparse(call.func).rsplit(".", 1)[-1]
         kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
     except (SyntaxError, ValueError) as err:
-        raise ConfigError(key, text, f"must be ClassName or ClassName(arg=literal, ...) with a class in {module_name}") from err
+        raise ConfigError(
+            key, text, f"must be ClassName or ClassName(arg=literal, ...) with a class in {module_name}"
+        ) from err
     cls = getattr(importlib.import_module(module_name), name, None)
     if not isinstance(cls, type):
         raise ConfigError(key, text, f"does not name a class in {module_name}")
@@ -59,7 +61,9 @@ def part_spec(kind: str, spec: Any) -> dict[str, Any]:
     if isinstance(spec, dict) and "_target_" not in spec:  # arguments for the default class
         spec = {**DEFAULT_PARTS[kind], **spec}
     if not isinstance(spec, dict):
-        raise ConfigError(key, spec, f"must be a _target_ config, or ClassName(arg=value, ...) of a class in {module_name}")
+        raise ConfigError(
+            key, spec, f"must be a _target_ config, or ClassName(arg=value, ...) of a class in {module_name}"
+        )
     return dict(spec)
 
 
@@ -75,4 +79,8 @@ def build_optuna_part(kind: str, spec: Any, seed: int | None = None) -> Any:
         return instantiate(spec)
     except Exception as err:  # Hydra wraps the TypeError of a wrong argument; show its last line
         cause = err.__cause__ or err
-        raise ConfigError(key, spec, f'cannot be built: {cause} (to replace the whole node: {key}=\'"ClassName(arg=value)"\')') from err
+        raise ConfigError(
+            key,
+            spec,
+            f"cannot be built: {cause} (to replace the whole node: {key}='\"ClassName(arg=value)\"')",
+        ) from err

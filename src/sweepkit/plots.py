@@ -9,9 +9,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def learning_curve(history: Sequence[Mapping[str, float]], objective: str, path: Path) -> Path:
@@ -25,7 +25,9 @@ def learning_curve(history: Sequence[Mapping[str, float]], objective: str, path:
         loss_ax.plot(epochs, [m.get(name, float("nan")) for m in history], marker="o", label=name)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     loss_ax.legend()
-    objective_ax.plot(epochs, [m.get(objective, float("nan")) for m in history], marker="o", color="tab:green")
+    objective_ax.plot(
+        epochs, [m.get(objective, float("nan")) for m in history], marker="o", color="tab:green"
+    )
     objective_ax.set(xlabel="epoch", ylabel=objective, title=objective)
     for ax in (loss_ax, objective_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
@@ -79,25 +81,55 @@ def lr_vs_batch(fits: Sequence, path: Path, title: str) -> Path:
             continue
         name = f"{fit.group} " if fit.group else ""
         for o in fit.optima:
-            ax.errorbar([o.batch_size], [o.lr], yerr=[[o.lr - o.low], [o.high - o.lr]], fmt="o", color=color,
-                        mfc="white" if o.at_edge else color, capsize=3)
+            ax.errorbar(
+                [o.batch_size],
+                [o.lr],
+                yerr=[[o.lr - o.low], [o.high - o.lr]],
+                fmt="o",
+                color=color,
+                mfc="white" if o.at_edge else color,
+                capsize=3,
+            )
         law, brk = fit.law, fit.breakpoint
         batches = [o.batch_size for o in fit.optima]
         if law is not None:
             ends = [law.batch_sizes[0], brk.batch_size if brk else law.batch_sizes[-1]]
-            ax.plot(ends, [law.lr_at(b) for b in ends], color=color, linewidth=2,
-                    label=f"{name}fit: alpha {law.alpha:.2f} [{law.low:.2f}..{law.high:.2f}] {law.verdict}")
+            ax.plot(
+                ends,
+                [law.lr_at(b) for b in ends],
+                color=color,
+                linewidth=2,
+                label=f"{name}fit: alpha {law.alpha:.2f} [{law.low:.2f}..{law.high:.2f}] {law.verdict}",
+            )
             if brk is not None:
                 beyond = [brk.batch_size, batches[-1]]
-                ax.plot(beyond, [law.lr_at(brk.batch_size) * (b / brk.batch_size) ** brk.alpha_above for b in beyond],
-                        color=color, linewidth=2, alpha=0.5, label=f"{name}past the break: alpha {brk.alpha_above:.2f}")
+                ax.plot(
+                    beyond,
+                    [law.lr_at(brk.batch_size) * (b / brk.batch_size) ** brk.alpha_above for b in beyond],
+                    color=color,
+                    linewidth=2,
+                    alpha=0.5,
+                    label=f"{name}past the break: alpha {brk.alpha_above:.2f}",
+                )
         smallest = fit.optima[0]
         span = [batches[0], batches[-1]]
         for exponent, style, rule in ((1.0, "--", "linear"), (0.5, ":", "square-root")):
-            ax.plot(span, [smallest.lr * (b / smallest.batch_size) ** exponent for b in span], style, color=color,
-                    linewidth=1, label=f"{name}{rule} rule from batch {smallest.batch_size}")
+            ax.plot(
+                span,
+                [smallest.lr * (b / smallest.batch_size) ** exponent for b in span],
+                style,
+                color=color,
+                linewidth=1,
+                label=f"{name}{rule} rule from batch {smallest.batch_size}",
+            )
         if brk is not None:
-            ax.axvline(brk.batch_size, color=color, linestyle="-.", linewidth=1, label=f"{name}break: batch ~{brk.batch_size:.0f}")
+            ax.axvline(
+                brk.batch_size,
+                color=color,
+                linestyle="-.",
+                linewidth=1,
+                label=f"{name}break: batch ~{brk.batch_size:.0f}",
+            )
         ticks.update(batches)
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(ticks), [str(b) for b in sorted(ticks)])

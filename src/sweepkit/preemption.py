@@ -133,7 +133,10 @@ class SweepStop:
                 raise Stopped(signum)
             return
         self.signum, self._first_at = signum, time.monotonic()
-        log.warning("signal %d: the sweep stops once its running trials have stopped (send it again to stop at once)", signum)
+        log.warning(
+            "signal %d: the sweep stops once its running trials have stopped (send it again to stop at once)",
+            signum,
+        )
         _children_signal(signum)
 
     handle.sweepkit_stop = True  # type: ignore[attr-defined]  (on_preemption tells it from a scheduler's)

@@ -21,7 +21,13 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
     """``train/loss 0.1234  val/acc 0.9750 ...`` with a precision that suits each metric."""
     parts = []
     for name, value in metrics.items():
-        text = f"{value:.3g}" if name in ("lr",) else f"{value:.1f}" if name.endswith("per_s") else f"{value:.4f}"
+        text = (
+            f"{value:.3g}"
+            if name in ("lr",)
+            else f"{value:.1f}"
+            if name.endswith("per_s")
+            else f"{value:.4f}"
+        )
         parts.append(f"{name} {text}")
     return "  ".join(parts)
 
@@ -77,7 +83,14 @@ class LogProgress(SilentProgress):
     def advance(self, batches: int, loss: float | None = None) -> None:
         self.done += batches
         if loss is not None and self.wants_update():
-            log.info("epoch %d/%d  batch %d/%d  train/loss %.4f", self.epoch, self.max_epochs, self.done, self.total, loss)
+            log.info(
+                "epoch %d/%d  batch %d/%d  train/loss %.4f",
+                self.epoch,
+                self.max_epochs,
+                self.done,
+                self.total,
+                loss,
+            )
             self.next_line = time.monotonic() + self.every_s
 
     def end_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
@@ -92,8 +105,12 @@ class BarProgress(LogProgress):
     def __init__(self) -> None:
         super().__init__(every_s=self.REFRESH_S)
         self.bar = Progress(
-            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), transient=True,
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            transient=True,
         )
         self.bar.start()
         self.task = None
@@ -131,8 +148,12 @@ class SweepProgress:
         self.bar = None
         if sys.stdout.isatty() if bar is None else bar:
             self.bar = Progress(
-                TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
-                TimeElapsedColumn(), transient=True,
+                TextColumn("trials"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("best {task.fields[best]}"),
+                TimeElapsedColumn(),
+                transient=True,
             )
             self.task = self.bar.add_task("trials", total=total, completed=done, best="-")
             self.bar.start()

@@ -77,7 +77,9 @@ def audit(study: optuna.Study) -> Audit | None:
         epoch = _pruned_epoch(t) if t.state == TrialState.PRUNED else None
         if epoch is not None:
             pruned_at.setdefault(epoch, []).append(t.number)
-    finished = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
+    finished = [
+        t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    ]
     if not pruned_at or not finished:
         return None
     maximize = study.direction.name == "MAXIMIZE"
@@ -87,7 +89,11 @@ def audit(study: optuna.Study) -> Audit | None:
     for epoch, numbers in sorted(pruned_at.items()):
         pairs = [(t.intermediate_values[epoch], t.value) for t in finished if epoch in t.intermediate_values]
         early = {n: by_number[n].intermediate_values.get(epoch) for n in numbers}
-        decisions.append(Decision(epoch, len(pairs), _spearman(pairs), sorted(numbers), _chances(pairs, early, best, maximize)))
+        decisions.append(
+            Decision(
+                epoch, len(pairs), _spearman(pairs), sorted(numbers), _chances(pairs, early, best, maximize)
+            )
+        )
     return Audit(decisions, len(finished), best, maximize)
 
 
@@ -131,16 +137,21 @@ def _chances(pairs, early: dict[int, float | None], best: float, maximize: bool)
 
 def describe(result: Audit) -> list[str]:
     """The audit as lines: a table per decision epoch and a verdict in words."""
-    lines = [f"Was pruning safe? {result.pruned} trials stopped by the pruner; {result.finished} trials finished "
-             f"(best {result.best:.4f})",
-             f"  {'epoch':>5} {'finished':>8} {'rank corr.':>10} {'pruned':>6}  could have beaten the best (chance >= {PLAUSIBLE:.0%})"]
+    lines = [
+        f"Was pruning safe? {result.pruned} trials stopped by the pruner; {result.finished} trials finished "
+        f"(best {result.best:.4f})",
+        f"  {'epoch':>5} {'finished':>8} {'rank corr.':>10} {'pruned':>6}  could have beaten the best (chance >= {PLAUSIBLE:.0%})",
+    ]
     for d in result.decisions:
         rho = "-" if math.isnan(d.rank_correlation) else f"{d.rank_correlation:.2f}"
         if not d.chances:
             could = "- (too few finished trials to say)"
         else:
             top = max(d.chances.values())
-            could = ", ".join(f"trial {n} ({d.chances[n]:.0%})" for n in d.plausible) or f"none (highest chance {top:.0%})"
+            could = (
+                ", ".join(f"trial {n} ({d.chances[n]:.0%})" for n in d.plausible)
+                or f"none (highest chance {top:.0%})"
+            )
         lines.append(f"  {d.epoch:>5} {d.finished:>8} {rho:>10} {len(d.pruned):>6}  {could}")
     lines.append("  " + _verdict(result))
     return lines
@@ -154,16 +165,22 @@ def _verdict(result: Audit) -> str:
     doubtful = [(e, r) for e, r in rhos if r < DOUBTFUL]
     if doubtful:
         epoch, rho = doubtful[0]
-        words = (f"verdict: doubtful: at epoch {epoch} the values ranked trials poorly against their final values "
-                 f"(rank correlation {rho:.2f}); the pruner may have stopped good trials: prune later (n_warmup_steps > {epoch})")
+        words = (
+            f"verdict: doubtful: at epoch {epoch} the values ranked trials poorly against their final values "
+            f"(rank correlation {rho:.2f}); the pruner may have stopped good trials: prune later (n_warmup_steps > {epoch})"
+        )
     elif all(r >= TRUSTED for _, r in rhos):
         words = f"verdict: safe: early values ranked trials like their final values (rank correlation >= {TRUSTED} at every decision epoch)"
     else:
-        words = (f"verdict: mostly safe: early values ranked trials roughly like their final values "
-                 f"(rank correlation {min(r for _, r in rhos):.2f} at worst)")
+        words = (
+            f"verdict: mostly safe: early values ranked trials roughly like their final values "
+            f"(rank correlation {min(r for _, r in rhos):.2f} at worst)"
+        )
     if plausible:
-        words += (f"; {len(plausible)} pruned trial(s) ({', '.join(map(str, sorted(plausible)))}) might have beaten the best: "
-                  "re-run their params unpruned (hydra.sweeper.enqueue_trials) to know")
+        words += (
+            f"; {len(plausible)} pruned trial(s) ({', '.join(map(str, sorted(plausible)))}) might have beaten the best: "
+            "re-run their params unpruned (hydra.sweeper.enqueue_trials) to know"
+        )
     else:
         words += "; no pruned trial would plausibly have beaten the best"
     return words

@@ -50,14 +50,25 @@ def trials_table(study) -> Table:
     param_names = list(dict.fromkeys(name for t in trials for name in t.params))
     table = Table(title=f"study {study.study_name}", show_lines=False)
     for column in ("#", "state", "value", *param_names, "epochs", "pruned at", "reason", "duration"):
-        table.add_column(column, justify="right" if column in ("#", "value", "epochs", "pruned at", "duration") else "left")
+        table.add_column(
+            column, justify="right" if column in ("#", "value", "epochs", "pruned at", "duration") else "left"
+        )
     for t in trials:
         run, budget = studies.epochs_of(t)
         reason = t.user_attrs.get(studies.PRUNE_REASON) or t.user_attrs.get(studies.FAIL_REASON, "")
-        params = [(f"{v:.4g}" if isinstance(v, float) else str(v)) for v in (t.params.get(n, "") for n in param_names)]
+        params = [
+            (f"{v:.4g}" if isinstance(v, float) else str(v))
+            for v in (t.params.get(n, "") for n in param_names)
+        ]
         table.add_row(
-            str(t.number), f"[{STATE_STYLES.get(t.state.name, '')}]{t.state.name}[/]", _value(t), *params,
-            f"{run}/{budget}", str(t.user_attrs.get(studies.PRUNED_EPOCH, "")), str(reason)[:60], _duration(t),
+            str(t.number),
+            f"[{STATE_STYLES.get(t.state.name, '')}]{t.state.name}[/]",
+            _value(t),
+            *params,
+            f"{run}/{budget}",
+            str(t.user_attrs.get(studies.PRUNED_EPOCH, "")),
+            str(reason)[:60],
+            _duration(t),
         )
     return table
 
@@ -67,7 +78,10 @@ def report(study, console: Console) -> None:
     sweep's own closing summary (sweepkit.sweep_summary)."""
     console.print(trials_table(study))
     summary = studies.summarize(study)
-    lines = [*sweep_summary.best_lines(study, summary, sweep_summary.metric_names(study)), sweep_summary.counts_line(summary)]
+    lines = [
+        *sweep_summary.best_lines(study, summary, sweep_summary.metric_names(study)),
+        sweep_summary.counts_line(summary),
+    ]
     console.print("\n".join(lines), highlight=False, markup=False)
 
 
@@ -75,18 +89,27 @@ def report(study, console: Console) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sweepkit-report", description=__doc__.splitlines()[0])
     parser.add_argument("target", help="a sweep folder (multirun/<study>) or a study name")
-    parser.add_argument("--storage", help="the study's storage (default: optuna.journal here, or the folder's)")
-    parser.add_argument("--scaling", action="store_true",
-                        help="fit the lr-vs-batch law (needs trials that searched data.batch_size and optimizer.lr); "
-                             "the plot goes to <folder>/plots/lr_vs_batch.png, or ./lr_vs_batch.png for a study name")
+    parser.add_argument(
+        "--storage", help="the study's storage (default: optuna.journal here, or the folder's)"
+    )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="fit the lr-vs-batch law (needs trials that searched data.batch_size and optimizer.lr); "
+        "the plot goes to <folder>/plots/lr_vs_batch.png, or ./lr_vs_batch.png for a study name",
+    )
     args = parser.parse_args(argv)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(*locate(args.target, args.storage))
     if args.scaling and not scaling_law.searched(study):
-        raise ConfigError("--scaling", f"(study {study.study_name})", "needs trials that searched both data.batch_size "
-                          "and optimizer.lr with one objective (hparams_search=scaling_law does)")
+        raise ConfigError(
+            "--scaling",
+            f"(study {study.study_name})",
+            "needs trials that searched both data.batch_size "
+            "and optimizer.lr with one objective (hparams_search=scaling_law does)",
+        )
     console = Console(width=200)
     report(study, console)
     extras(study, console, args.scaling, Path(args.target))
@@ -112,7 +135,11 @@ def open_study(name: str, url: str):
     """The study to report on, read only (``studies.load``): a journal that does not exist is not
     created, a corrupt one is named by its line."""
     if "://" not in url and not Path(url).is_file():
-        raise ConfigError("--storage", url, "does not exist: run the report in the sweep's launch directory, or give the sweep folder or --storage")
+        raise ConfigError(
+            "--storage",
+            url,
+            "does not exist: run the report in the sweep's launch directory, or give the sweep folder or --storage",
+        )
     return studies.load(url, name)
 
 

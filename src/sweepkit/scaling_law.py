@@ -149,14 +149,24 @@ class Fit:
             lr = at_base[0].lr if at_base else self.law.lr_at(base)
         else:
             lr = self.law.lr_at(base)
-        return {"lr_scaling.rule": rule, "lr_scaling.base_batch_size": base, "optimizer.lr": float(f"{lr:.3g}")}
+        return {
+            "lr_scaling.rule": rule,
+            "lr_scaling.base_batch_size": base,
+            "optimizer.lr": float(f"{lr:.3g}"),
+        }
 
     def metrics(self) -> dict[str, float]:
         """For the sweep's parent run (``scaling/alpha`` ..., per optimizer ``scaling/sgd/alpha`` ...)."""
         prefix = f"scaling/{self.group}/" if self.group else "scaling/"
         out: dict[str, float] = {}
         if self.law is not None:
-            out.update({f"{prefix}alpha": self.law.alpha, f"{prefix}alpha_low": self.law.low, f"{prefix}alpha_high": self.law.high})
+            out.update(
+                {
+                    f"{prefix}alpha": self.law.alpha,
+                    f"{prefix}alpha_low": self.law.low,
+                    f"{prefix}alpha_high": self.law.high,
+                }
+            )
         if self.breakpoint is not None:
             out[f"{prefix}break_batch_size"] = self.breakpoint.batch_size
         noise = self.noise_scale
@@ -175,7 +185,9 @@ def searched(study: optuna.Study) -> bool:
     if len(study.directions) != 1:
         return False
     trials = study.get_trials(deepcopy=False)
-    return len({t.params.get(BATCH) for t in trials if BATCH in t.params}) >= 2 and any(LR in t.params for t in trials)
+    return len({t.params.get(BATCH) for t in trials if BATCH in t.params}) >= 2 and any(
+        LR in t.params for t in trials
+    )
 
 
 def _trial_lr(trial) -> float | None:
@@ -214,10 +226,14 @@ def points_from_study(study: optuna.Study) -> tuple[list[Point], list[str]]:
             continue
         group = str(t.params.get(OPTIMIZER, ""))
         value = None if diverged else float(t.value)
-        points.append(Point(int(t.params[BATCH]), lr, value, _median_noise_scale(t.user_attrs.get(NOISE_SCALE)), group))
+        points.append(
+            Point(int(t.params[BATCH]), lr, value, _median_noise_scale(t.user_attrs.get(NOISE_SCALE)), group)
+        )
     notes = []
     if pruned:
-        notes.append(f"{pruned} trials stopped early (by the pruner, or out of memory) are left out: they have no final value")
+        notes.append(
+            f"{pruned} trials stopped early (by the pruner, or out of memory) are left out: they have no final value"
+        )
     if no_lr:
         notes.append(f"{no_lr} trials scaled by lr_scaling.rule recorded no lr_effective: left out")
     return points, notes
@@ -260,14 +276,27 @@ def _columns(points: Sequence[Point], maximize: bool) -> tuple[list[_Column], li
         by_batch[p.batch_size].append(p)
     columns, notes = [], []
     for batch, members in sorted(by_batch.items()):
-        finite = [(p.value if maximize else -p.value) for p in members if p.value is not None and math.isfinite(p.value)]
+        finite = [
+            (p.value if maximize else -p.value)
+            for p in members
+            if p.value is not None and math.isfinite(p.value)
+        ]
         distinct = np.unique(np.log10([p.lr for p in members]))
         if not finite or len(distinct) < MIN_LR_POINTS:
-            notes.append(f"batch {batch}: {len(distinct)} distinct lrs with a value, {MIN_LR_POINTS} needed: left out")
+            notes.append(
+                f"batch {batch}: {len(distinct)} distinct lrs with a value, {MIN_LR_POINTS} needed: left out"
+            )
             continue
         worst = min(finite)
         x = np.log10([p.lr for p in members])
-        y = np.array([worst if p.value is None or not math.isfinite(p.value) else (p.value if maximize else -p.value) for p in members])
+        y = np.array(
+            [
+                worst
+                if p.value is None or not math.isfinite(p.value)
+                else (p.value if maximize else -p.value)
+                for p in members
+            ]
+        )
         columns.append(_Column(batch, x, y, max(float(np.median(np.diff(distinct))), 0.05)))
     return columns, notes
 
@@ -312,7 +341,7 @@ def fit(points: Sequence[Point], maximize: bool, seed: int = 0, n_boot: int = BO
     """The law one group of trials teaches (see the module docstring for the method)."""
     columns, notes = _columns(points, maximize)
     if not columns:
-        return Fit("", maximize, [], None, notes=notes + ["no batch size is left to fit"])
+        return Fit("", maximize, [], None, notes=[*notes, "no batch size is left to fit"])
     rng = np.random.default_rng(seed)
     best = [smooth_best(c.x, c.y, c.spacing) for c in columns]
     replicates = np.full((n_boot, len(columns)), np.nan)
@@ -326,12 +355,24 @@ def fit(points: Sequence[Point], maximize: bool, seed: int = 0, n_boot: int = BO
         low, high = _interval(replicates[~np.isnan(replicates[:, j]), j])
         # no narrower than the grid resolves: a few lrs resample into the same few curves
         low, high = min(low, x_best - c.spacing / 4), max(high, x_best + c.spacing / 4)
-        optima.append(Optimum(c.batch_size, len(c.x), 10**x_best, 10**low, 10**high, float(c.y.max() if maximize else -c.y.max()), edge))
+        optima.append(
+            Optimum(
+                c.batch_size,
+                len(c.x),
+                10**x_best,
+                10**low,
+                10**high,
+                float(c.y.max() if maximize else -c.y.max()),
+                edge,
+            )
+        )
     _attach_noise_scales(optima, points)
     for o in optima:
         if o.at_edge:
-            notes.append(f"batch {o.batch_size}: best lr {o.lr:.3g} is at the edge of the searched lrs "
-                         "(not bracketed; widen scaling_law.lr_decades): left out of the fit")
+            notes.append(
+                f"batch {o.batch_size}: best lr {o.lr:.3g} is at the edge of the searched lrs "
+                "(not bracketed; widen scaling_law.lr_decades): left out of the fit"
+            )
 
     result = Fit("", maximize, optima, None, best_batch_size=_best_batch(points, maximize), notes=notes)
     inside = [j for j, o in enumerate(optima) if not o.at_edge]
@@ -358,7 +399,9 @@ def _widened(estimate: float, low: float, high: float, chi2: float) -> tuple[flo
     """An interval widened by sqrt(reduced chi-square) when the optima scatter about the fit more
     than their own intervals allow (the fit explains less than the bootstrap alone claims)."""
     widen = math.sqrt(max(chi2, 1.0))
-    return min(estimate - (estimate - low) * widen, estimate), max(estimate + (high - estimate) * widen, estimate)
+    return min(estimate - (estimate - low) * widen, estimate), max(
+        estimate + (high - estimate) * widen, estimate
+    )
 
 
 def _law(u: np.ndarray, v: np.ndarray, w: np.ndarray, sample: np.ndarray, batch_sizes: list[int]) -> Law:
@@ -375,7 +418,9 @@ def _law_with_break(u, v, w, sample, batch_sizes: list[int], knot: float) -> tup
     low, high = _interval(np.array([_hinge(u, s, w, knot)[0][1] for s in sample]))
     chi2 = sse / (len(u) - 4) if len(u) > 4 else 1.0  # c, two slopes and the hinge
     fitted = [b for b in batch_sizes if math.log10(b) <= knot + 1e-9]
-    return Law(below, *_widened(below, low, high, chi2), c - below * knot, fitted), Break(10**knot, below, above)
+    return Law(below, *_widened(below, low, high, chi2), c - below * knot, fitted), Break(
+        10**knot, below, above
+    )
 
 
 def _find_break(u: np.ndarray, v: np.ndarray, w: np.ndarray, sample: np.ndarray) -> float | None:
@@ -402,8 +447,13 @@ def _best_batch(points: Sequence[Point], maximize: bool) -> int | None:
 def _attach_noise_scales(optima: list[Optimum], points: Sequence[Point]) -> None:
     """Each best lr's noise scale: the median over the trials at that batch size near that lr."""
     for o in optima:
-        near = [p.noise_scale for p in points if p.batch_size == o.batch_size and p.noise_scale is not None
-                and abs(math.log10(p.lr / o.lr)) <= NEAR_BEST_DECADES]
+        near = [
+            p.noise_scale
+            for p in points
+            if p.batch_size == o.batch_size
+            and p.noise_scale is not None
+            and abs(math.log10(p.lr / o.lr)) <= NEAR_BEST_DECADES
+        ]
         o.noise_scale = float(np.median(near)) if near else None
 
 
@@ -419,37 +469,51 @@ def describe(fit_: Fit, objective: str = "value") -> list[str]:
     head = f"lr vs batch size{f' ({fit_.group})' if fit_.group else ''}: {objective} {'max' if fit_.maximize else 'min'}"
     lines = [head]
     if fit_.optima:
-        lines.append(f"  {'batch':>6} {'trials':>6} {'best lr':>9}  {int(LEVEL * 100)}% interval    {'best ' + objective:>15}  {'B_simple':>10}")
+        lines.append(
+            f"  {'batch':>6} {'trials':>6} {'best lr':>9}  {int(LEVEL * 100)}% interval    {'best ' + objective:>15}  {'B_simple':>10}"
+        )
         for o in fit_.optima:
             edge = "  (edge: not bracketed)" if o.at_edge else ""
-            lines.append(f"  {o.batch_size:>6} {o.trials:>6} {o.lr:>9.3g}  [{o.low:.3g}..{o.high:.3g}]".ljust(47)
-                         + f"{o.value:>10.4f}  {_noise_text(o.noise_scale):>10}{edge}")
+            lines.append(
+                f"  {o.batch_size:>6} {o.trials:>6} {o.lr:>9.3g}  [{o.low:.3g}..{o.high:.3g}]".ljust(47)
+                + f"{o.value:>10.4f}  {_noise_text(o.noise_scale):>10}{edge}"
+            )
     law = fit_.law
     if law is not None:
         span = f"batch {law.batch_sizes[0]}..{law.batch_sizes[-1]}"
-        lines.append(f"alpha {law.alpha:.2f} [{law.low:.2f}..{law.high:.2f}]  {law.verdict}   "
-                     f"(log lr* = alpha log B + c, weighted, {span}; linear rule 1, square-root rule 0.5)")
+        lines.append(
+            f"alpha {law.alpha:.2f} [{law.low:.2f}..{law.high:.2f}]  {law.verdict}   "
+            f"(log lr* = alpha log B + c, weighted, {span}; linear rule 1, square-root rule 0.5)"
+        )
     if fit_.breakpoint is not None:
         brk = fit_.breakpoint
-        lines.append(f"break: past batch ~{brk.batch_size:.0f} the best lr stops growing (alpha {brk.alpha_below:.2f} "
-                     f"below, {brk.alpha_above:.2f} above): larger batches stop paying")
+        lines.append(
+            f"break: past batch ~{brk.batch_size:.0f} the best lr stops growing (alpha {brk.alpha_below:.2f} "
+            f"below, {brk.alpha_above:.2f} above): larger batches stop paying"
+        )
     elif law is not None:
         lines.append("break: none seen (the best lr keeps its slope over the batch sizes fitted)")
     noise = fit_.noise_scale
     if noise is not None:
-        lines.append(f"gradient noise scale B_simple ~ {_noise_text(noise)} (median over training, trials near each best lr; "
-                     "McCandlish et al.: larger batches stop paying near it)")
+        lines.append(
+            f"gradient noise scale B_simple ~ {_noise_text(noise)} (median over training, trials near each best lr; "
+            "McCandlish et al.: larger batches stop paying near it)"
+        )
     suggestion = fit_.suggestion()
     if suggestion is not None:
-        lines.append("config: " + " ".join(f"{k}={v}" for k, v in suggestion.items())
-                     + (f"  (the rule holds up to batch ~{fit_.breakpoint.batch_size:.0f})" if fit_.breakpoint else ""))
+        lines.append(
+            "config: "
+            + " ".join(f"{k}={v}" for k, v in suggestion.items())
+            + (f"  (the rule holds up to batch ~{fit_.breakpoint.batch_size:.0f})" if fit_.breakpoint else "")
+        )
         if law is not None and law.verdict == "undecided":
-            lines.append("  alpha's interval holds both rules: more lr points or batch sizes would tell them apart")
+            lines.append(
+                "  alpha's interval holds both rules: more lr points or batch sizes would tell them apart"
+            )
         if law is not None and law.verdict == "neither":
             lines.append("  neither rule fits: retune optimizer.lr when data.batch_size changes")
     lines += [f"note: {n}" for n in fit_.notes]
     return lines
-
 
 
 @dataclass
@@ -467,7 +531,11 @@ def analyse(study: optuna.Study, plot_path: Path, objective: str = "value") -> O
 
     fits = fit_study(study)
     lines = [line for f in fits for line in describe(f, objective)]
-    plot = lr_vs_batch(fits, plot_path, f"best lr vs batch size: {study.study_name}") if any(f.optima for f in fits) else None
+    plot = (
+        lr_vs_batch(fits, plot_path, f"best lr vs batch size: {study.study_name}")
+        if any(f.optima for f in fits)
+        else None
+    )
     return Outcome(fits, lines, plot)
 
 

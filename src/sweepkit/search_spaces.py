@@ -20,14 +20,21 @@ def trial_optimizer(cfg: DictConfig, trial: optuna.Trial) -> DictConfig:
     choice = trial.params.get("optimizer")
     if choice is None:
         return cfg.optimizer
-    from hydra.core.global_hydra import GlobalHydra  # the sweeper's own loader: the same search path as the jobs
+    from hydra.core.global_hydra import (
+        GlobalHydra,
+    )  # the sweeper's own loader: the same search path as the jobs
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     # The command line's fixed overrides (hparams_search=... brings the keys its hydra overrides set);
     # its sweep overrides are the search space, not values to compose.
     task = OverridesParser.create().parse_overrides(list(cfg.hydra.overrides.task))
     fixed = [o.input_line for o in task if not o.is_sweep_override() and o.key_or_group != "optimizer"]
-    return GlobalHydra.instance().config_loader().load_sweep_config(cfg, [*fixed, f"optimizer={choice}"]).optimizer
+    return (
+        GlobalHydra.instance()
+        .config_loader()
+        .load_sweep_config(cfg, [*fixed, f"optimizer={choice}"])
+        .optimizer
+    )
 
 
 def sgd_momentum(cfg: DictConfig, trial: optuna.Trial) -> None:

@@ -39,7 +39,11 @@ FAIL_REASON, MLFLOW_RUN_ID = "fail_reason", "mlflow_run_id"
 WORKER = "worker"  # host:pid of the process that ran the trial's job (its latest attempt)
 LR_EFFECTIVE = "lr_effective"  # the lr the trial trained with (optimizer.lr scaled by lr_scaling.rule)
 # study user attrs the sweeper writes before the first trial
-MLFLOW_URI, MLFLOW_EXPERIMENT_ID, MLFLOW_PARENT_RUN_ID = "mlflow_tracking_uri", "mlflow_experiment_id", "mlflow_parent_run_id"
+MLFLOW_URI, MLFLOW_EXPERIMENT_ID, MLFLOW_PARENT_RUN_ID = (
+    "mlflow_tracking_uri",
+    "mlflow_experiment_id",
+    "mlflow_parent_run_id",
+)
 SEARCH_SPACE = "search_space"  # study user attr: {param: Optuna distribution as JSON}, set by the first run
 SWEEP_PROCESSES = "sweep_processes"  # study user attr: how many sweep processes have joined the study
 # FAIL reasons that say nothing about the search (not counted against max_failure_rate)
@@ -86,7 +90,9 @@ def _open_storage(url: str, pid: int) -> BaseStorage:
     try:
         return _rdb_storage(url)
     except (ImportError, ModuleNotFoundError) as err:
-        raise ConfigError("hydra.sweeper.storage", url, f"needs a database driver that is not installed ({err})") from err
+        raise ConfigError(
+            "hydra.sweeper.storage", url, f"needs a database driver that is not installed ({err})"
+        ) from err
     except Exception as err:  # sqlalchemy reports unreachable servers and bad URLs in many types
         if isinstance(err, optuna.exceptions.OptunaError):
             raise
@@ -130,13 +136,27 @@ def load(path_or_url: str | Path, name: str | None = None, launch_dir: Path | No
     folder = Path(target).expanduser()
     if "://" not in target and folder.is_dir():
         if not (folder / "study.yaml").is_file():
-            raise ConfigError("study", target, "is a folder without study.yaml: give a sweep folder, a journal file or a storage URL")
+            raise ConfigError(
+                "study",
+                target,
+                "is a folder without study.yaml: give a sweep folder, a journal file or a storage URL",
+            )
         recorded = yaml.safe_load((folder / "study.yaml").read_text())
         target, name = recorded["storage"], name or recorded["study_name"]
     url = storage_url(target, launch_dir or Path.cwd())
-    local = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None if "://" in url else Path(url)
+    local = (
+        Path(url.removeprefix("sqlite:///"))
+        if url.startswith("sqlite:///")
+        else None
+        if "://" in url
+        else Path(url)
+    )
     if local is not None and not local.is_file():
-        raise ConfigError("study", target, "does not exist: give a journal file (optuna.journal), a sweep folder or a storage URL")
+        raise ConfigError(
+            "study",
+            target,
+            "does not exist: give a journal file (optuna.journal), a sweep folder or a storage URL",
+        )
     if "://" not in url:
         from sweepkit import journal
 
@@ -144,7 +164,9 @@ def load(path_or_url: str | Path, name: str | None = None, launch_dir: Path | No
     storage = open_storage(url)
     names = [n for n in study_names(storage) if not is_lock_study(n)]
     if name is None and len(names) != 1:
-        raise ConfigError("name", None, f"must name one of the studies in {url}: {', '.join(names) or '(none)'}")
+        raise ConfigError(
+            "name", None, f"must name one of the studies in {url}: {', '.join(names) or '(none)'}"
+        )
     if name is not None and name not in names:
         raise ConfigError("name", name, f"is not a study in {url}; it holds: {', '.join(names) or '(none)'}")
     return optuna.load_study(study_name=name or names[0], storage=storage)
@@ -167,14 +189,22 @@ def name_metrics(study: optuna.Study, names: list[str]) -> None:
             warnings.simplefilter("ignore", ExperimentalWarning)
             study.set_metric_names(list(names))
     elif list(recorded) != list(names):
-        raise ConfigError("objective.metric", names, f"differs from study {study.study_name}'s {recorded}; use a new study_name")
+        raise ConfigError(
+            "objective.metric",
+            names,
+            f"differs from study {study.study_name}'s {recorded}; use a new study_name",
+        )
 
 
 def metric_names(study: optuna.Study) -> list[str]:
     """The study's metric names, or Optuna's own generic ones for a study that has none."""
     if study.metric_names is not None:
         return list(study.metric_names)
-    return ["Objective Value"] if len(study.directions) == 1 else [f"Objective {i}" for i in range(len(study.directions))]
+    return (
+        ["Objective Value"]
+        if len(study.directions) == 1
+        else [f"Objective {i}" for i in range(len(study.directions))]
+    )
 
 
 LOCK_TAKEOVER_S = 120.0  # a lock held this long belongs to a process that died holding it
@@ -190,7 +220,11 @@ class _QuietLockStudies(logging.Filter):
 
 def _quiet_lock_studies() -> None:
     """Install the filter on the loggers of every storage that logs a study's creation (once)."""
-    for name in ("optuna.storages.journal._storage", "optuna.storages._rdb.storage", "optuna.storages._in_memory"):
+    for name in (
+        "optuna.storages.journal._storage",
+        "optuna.storages._rdb.storage",
+        "optuna.storages._in_memory",
+    ):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _QuietLockStudies) for f in logger.filters):
             logger.addFilter(_QuietLockStudies())
@@ -275,8 +309,10 @@ def preempted_trials(study: optuna.Study, heartbeat_interval: float) -> list[Fro
     now = time.time()
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     return [
-        t for t in running
-        if t.system_attrs.get(PREEMPTED) and (t.system_attrs.get(RELEASED) or now - last_sign_of_life(t) > 2 * heartbeat_interval)
+        t
+        for t in running
+        if t.system_attrs.get(PREEMPTED)
+        and (t.system_attrs.get(RELEASED) or now - last_sign_of_life(t) > 2 * heartbeat_interval)
     ]
 
 
@@ -397,4 +433,3 @@ def summarize(study: optuna.Study) -> StudySummary:
         best = study.best_trial
         best_number, best_values = best.number, best.values
     return StudySummary(dict(counts), run, budget, best_number, best_values)
-

@@ -111,15 +111,23 @@ def where_lines(where: Where) -> list[str]:
     lines = [f"results {folder}" + (f" ({', '.join(present)})" if present else "")]
     if where.mlflow_uri is not None and where.parent_run_id is not None:
         lines.append(f"mlflow {where.mlflow_uri} parent run {where.parent_run_id}")
-        page = f"#/experiments/{where.mlflow_experiment_id}/runs/{where.parent_run_id}" if where.mlflow_experiment_id else ""
+        page = (
+            f"#/experiments/{where.mlflow_experiment_id}/runs/{where.parent_run_id}"
+            if where.mlflow_experiment_id
+            else ""
+        )
         if where.mlflow_uri.startswith(("http://", "https://")):  # a tracking server is its own UI
             lines.append(f"mlflow ui at {where.mlflow_uri.rstrip('/')}/{page}")
         else:
-            lines.append(f"mlflow ui --backend-store-uri {shlex.quote(where.mlflow_uri)}   (then http://127.0.0.1:5000/{page})")
+            lines.append(
+                f"mlflow ui --backend-store-uri {shlex.quote(where.mlflow_uri)}   (then http://127.0.0.1:5000/{page})"
+            )
     lines.append(f"report sweepkit-report {shlex.quote(folder)}")
     return lines
 
 
-def closing_lines(study: optuna.Study, summary: StudySummary, names: Sequence[str], where: Where) -> list[str]:
+def closing_lines(
+    study: optuna.Study, summary: StudySummary, names: Sequence[str], where: Where
+) -> list[str]:
     """The summary at the end of a sweep, in this order: best, params, trials, results, mlflow, report."""
     return [*best_lines(study, summary, names), counts_line(summary), *where_lines(where)]

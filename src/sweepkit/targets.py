@@ -34,7 +34,9 @@ def import_target(key: str, path: Any) -> Callable[..., Any]:
     from hydra.utils import get_object  # hydra's import rules, as for model._target_
 
     if not isinstance(path, str) or not path:
-        raise ConfigError(key, path, "must name a class or function, e.g. torch.optim.NAdam or mypkg.optim.Lion")
+        raise ConfigError(
+            key, path, "must name a class or function, e.g. torch.optim.NAdam or mypkg.optim.Lion"
+        )
     try:
         target = get_object(path)
     except Exception as err:  # ImportError, AttributeError or hydra's own: the path does not lead anywhere

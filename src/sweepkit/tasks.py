@@ -15,7 +15,10 @@ from sweepkit.errors import ConfigError, one_of
 from sweepkit.targets import call, import_target, settings
 
 LOSS_KEYS = ("for_task",)  # sweepkit's own key of a loss config; every other key goes to the target
-TARGET_SHAPES: dict[Task, str] = {"classification": "class indices [batch]", "regression": "[batch, outputs]"}  # as DataSource yields them
+TARGET_SHAPES: dict[Task, str] = {
+    "classification": "class indices [batch]",
+    "regression": "[batch, outputs]",
+}  # as DataSource yields them
 EPOCH_METRICS: dict[Task, tuple[str, ...]] = {
     "classification": ("train/loss", "val/loss", "val/acc", "lr", "epoch_time_s", "train/samples_per_s"),
     "regression": ("train/loss", "val/loss", "lr", "epoch_time_s", "train/samples_per_s"),
@@ -39,7 +42,11 @@ def build_loss(
     if cfg["_target_"] is None:
         by_task = cfg.get("for_task") or {}
         if task not in by_task:
-            raise ConfigError("loss.for_task", sorted(by_task), f"has no loss for this data's task ({task}); set loss=<option> or loss._target_")
+            raise ConfigError(
+                "loss.for_task",
+                sorted(by_task),
+                f"has no loss for this data's task ({task}); set loss=<option> or loss._target_",
+            )
         cfg, key = by_task[task], f"loss.for_task.{task}"
     target = import_target(f"{key}._target_", cfg["_target_"])
     kwargs = settings(cfg, LOSS_KEYS)
@@ -48,7 +55,9 @@ def build_loss(
     else:
         loss_fn = functools.partial(target, **kwargs) if kwargs else target
     check_loss(loss_fn, task, num_outputs, key, cfg["_target_"])
-    return loss_fn.to(device) if isinstance(loss_fn, torch.nn.Module) else loss_fn  # its tensors (class weights) go where the outputs are
+    return (
+        loss_fn.to(device) if isinstance(loss_fn, torch.nn.Module) else loss_fn
+    )  # its tensors (class weights) go where the outputs are
 
 
 def check_loss(loss_fn: Callable[..., Any], task: Task, num_outputs: int, key: str, path: str) -> None:
@@ -60,15 +69,23 @@ def check_loss(loss_fn: Callable[..., Any], task: Task, num_outputs: int, key: s
     """
     batch = num_outputs + 1
     outputs = torch.zeros(batch, num_outputs, requires_grad=True)
-    targets = torch.zeros(batch, dtype=torch.long) if task == "classification" else torch.zeros(batch, num_outputs)
+    targets = (
+        torch.zeros(batch, dtype=torch.long) if task == "classification" else torch.zeros(batch, num_outputs)
+    )
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's broadcast warning precedes its error: the one line says it all
+            warnings.simplefilter(
+                "ignore"
+            )  # torch's broadcast warning precedes its error: the one line says it all
             value = loss_fn(outputs, targets)
             if isinstance(value, torch.Tensor) and value.dim() == 0:
                 value.backward()  # the dtype of the targets may be refused only here
     except Exception as err:
-        raise ConfigError(key, path, f"does not fit a {task} task (outputs [batch, {num_outputs}], targets {TARGET_SHAPES[task]}): {err}") from err
+        raise ConfigError(
+            key,
+            path,
+            f"does not fit a {task} task (outputs [batch, {num_outputs}], targets {TARGET_SHAPES[task]}): {err}",
+        ) from err
     if not isinstance(value, torch.Tensor) or value.dim() != 0:
         raise ConfigError(key, path, "must return the batch's mean loss as one number (reduction='mean')")
 
@@ -93,4 +110,8 @@ def check_objective(metric: str | Sequence[str], task: Task) -> None:
     """Every objective metric must be one this task logs each epoch."""
     for name in objective_metrics(metric):
         if name not in EPOCH_METRICS[task]:
-            raise ConfigError("objective.metric", name, f"is never produced by {task}; choose from: {', '.join(EPOCH_METRICS[task])}")
+            raise ConfigError(
+                "objective.metric",
+                name,
+                f"is never produced by {task}; choose from: {', '.join(EPOCH_METRICS[task])}",
+            )

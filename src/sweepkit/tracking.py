@@ -78,7 +78,9 @@ class TrialRecorder(Protocol):
     """A tracker that compares the trials of a sweep (TensorBoard's HParams dashboard): told each
     trial's sampled params and outcome once the study knows it, after the run has ended."""
 
-    def record_trial(self, number: int, params: Mapping[str, Any], state: str, details: Mapping[str, Any]) -> None: ...
+    def record_trial(
+        self, number: int, params: Mapping[str, Any], state: str, details: Mapping[str, Any]
+    ) -> None: ...
 
 
 class NoTracker:
@@ -128,7 +130,10 @@ class Trackers:
         except BaseException as err:  # the ones already started must not stay RUNNING
             for tracker in started:
                 with contextlib.suppress(Exception):  # the error to see is ``err``
-                    tracker.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED", f"another tracker failed to start: {err}")
+                    tracker.end(
+                        "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED",
+                        f"another tracker failed to start: {err}",
+                    )
             raise
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
@@ -163,7 +168,9 @@ class Trackers:
             raise failure
 
 
-def record_trial(tracker: RunTracker, number: int, params: Mapping[str, Any], state: str, details: Mapping[str, Any]) -> None:
+def record_trial(
+    tracker: RunTracker, number: int, params: Mapping[str, Any], state: str, details: Mapping[str, Any]
+) -> None:
     """Tell the trackers that compare trials how trial ``number`` ended (``state``: COMPLETE, PRUNED
     or FAIL; ``details``: pruned epoch and reason). A failure here is only logged: the study has
     the outcome already."""
@@ -222,7 +229,11 @@ def check_reachable(uri: str) -> None:
         socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
     except (OSError, ValueError) as err:
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-        raise ConfigError("tracking.uri", uri, f"cannot be reached ({reason}): start the tracking server or correct the address") from None
+        raise ConfigError(
+            "tracking.uri",
+            uri,
+            f"cannot be reached ({reason}): start the tracking server or correct the address",
+        ) from None
 
 
 def resolve_store(uri: str | None, launch_dir: Path) -> tuple[str, str | None]:
@@ -235,7 +246,11 @@ def resolve_store(uri: str | None, launch_dir: Path) -> tuple[str, str | None]:
     if uri is None:
         return default_store(launch_dir)
     if not isinstance(uri, str) or not uri.strip():
-        raise ConfigError("tracking.uri", repr(uri), "must be null (mlflow.db in the launch directory) or an MLflow tracking URI")
+        raise ConfigError(
+            "tracking.uri",
+            repr(uri),
+            "must be null (mlflow.db in the launch directory) or an MLflow tracking URI",
+        )
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         db = (db if db.is_absolute() else launch_dir / db).resolve()
@@ -282,13 +297,16 @@ def ensure_experiment(client, name: str, artifact_location: str | None) -> str:
                 raise
     if experiment.lifecycle_stage == "deleted":  # its name stays taken until `mlflow gc`
         raise ConfigError(
-            "tracking.experiment", name,
+            "tracking.experiment",
+            name,
             f"was deleted in MLflow: restore it (mlflow experiments restore --experiment-id {experiment.experiment_id}) or choose another name",
         )
     return experiment.experiment_id
 
 
-def open_experiment(uri: str, experiment: str, artifact_location: str | None, experiment_id: str | None = None):
+def open_experiment(
+    uri: str, experiment: str, artifact_location: str | None, experiment_id: str | None = None
+):
     """An ``MlflowClient`` on ``uri`` and the id of ``experiment`` (created when missing), with the
     store opened under its lock: parallel jobs and sweep workers may open one fresh mlflow.db at once."""
     from mlflow import MlflowClient
@@ -302,7 +320,10 @@ def open_experiment(uri: str, experiment: str, artifact_location: str | None, ex
 
 def source_tags() -> dict[str, str]:
     """Who started the run and with what, as MLflow's UI shows them ("Created by", "Source")."""
-    tags = {"mlflow.source.name": Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", "mlflow.source.type": "LOCAL"}
+    tags = {
+        "mlflow.source.name": Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python",
+        "mlflow.source.type": "LOCAL",
+    }
     try:
         tags["mlflow.user"] = getpass.getuser()
     except (KeyError, OSError):  # no user name in this container
@@ -324,7 +345,9 @@ class MlflowTracker:
     ) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.tracking_uri, self.system_metrics = tracking_uri, system_metrics
-        self.client, self.experiment_id = open_experiment(tracking_uri, experiment, artifact_location, experiment_id)
+        self.client, self.experiment_id = open_experiment(
+            tracking_uri, experiment, artifact_location, experiment_id
+        )
         self.run_id: str | None = run_id  # given: a run made already (a sweep trial's child run) to log into
         self.artifact_uri: str | None = None
         self._monitor = None
@@ -358,7 +381,10 @@ class MlflowTracker:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         self._monitor = SystemMetricsMonitor(
-            self.run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S, samples_before_logging=1, tracking_uri=self.tracking_uri
+            self.run_id,
+            sampling_interval=SYSTEM_METRICS_INTERVAL_S,
+            samples_before_logging=1,
+            tracking_uri=self.tracking_uri,
         )
         self._monitor.start()
 
@@ -435,7 +461,9 @@ class MlflowTracker:
         self.client.set_terminated(self.run_id, status)
 
 
-def open_child_run(uri: str, experiment_id: str, parent_run_id: str, name: str, tags: Mapping[str, str], run_id: str | None) -> str:
+def open_child_run(
+    uri: str, experiment_id: str, parent_run_id: str, name: str, tags: Mapping[str, str], run_id: str | None
+) -> str:
     """A sweep trial's child run under the sweep's parent, made the active (fluent) MLflow run so that
     the task's own ``mlflow.log_metric`` lands in it. ``run_id``: the run of an earlier attempt of the
     same trial (requeued or adopted), continued, its stale error tag removed."""
@@ -444,7 +472,9 @@ def open_child_run(uri: str, experiment_id: str, parent_run_id: str, name: str, 
     client, _ = open_experiment(uri, "", None, experiment_id)
     if run_id is None:
         all_tags = {**source_tags(), **tags, "mlflow.parentRunId": parent_run_id}
-        run_id = client.create_run(experiment_id, run_name=name, tags={k: str(v)[:MAX_TAG_VALUE] for k, v in all_tags.items()}).info.run_id
+        run_id = client.create_run(
+            experiment_id, run_name=name, tags={k: str(v)[:MAX_TAG_VALUE] for k, v in all_tags.items()}
+        ).info.run_id
     else:
         client.update_run(run_id, status="RUNNING")
         for stale in ("error", "optuna.state"):
@@ -490,7 +520,9 @@ def tracks_to_mlflow(cfg: Mapping[str, Any]) -> bool:
 def mlflow_tracker(cfg: Mapping[str, Any], launch_dir: Path) -> MlflowTracker:
     """The MLflow tracker that ``tracking.uri``, ``tracking.experiment`` and the keys beside them describe."""
     if not isinstance(cfg["experiment"], str) or not cfg["experiment"].strip():
-        raise ConfigError("tracking.experiment", repr(cfg["experiment"]), "must be a non-empty experiment name")
+        raise ConfigError(
+            "tracking.experiment", repr(cfg["experiment"]), "must be a non-empty experiment name"
+        )
     uri, artifact_location = resolve_store(cfg["uri"], launch_dir)
     if cfg["artifact_location"]:
         artifact_location = cfg["artifact_location"]
@@ -499,7 +531,9 @@ def mlflow_tracker(cfg: Mapping[str, Any], launch_dir: Path) -> MlflowTracker:
 
 def tracker_names(cfg: Mapping[str, Any]) -> list[str]:
     """The names of the trackers ``tracking.trackers`` selects (an entry set to null or false is off)."""
-    return [name for name, path in (cfg.get("trackers") or {}).items() if path is not None and path is not False]
+    return [
+        name for name, path in (cfg.get("trackers") or {}).items() if path is not None and path is not False
+    ]
 
 
 def tracker_builders(cfg: Mapping[str, Any]) -> dict[str, Callable[[Mapping[str, Any], Path], RunTracker]]:
@@ -520,7 +554,9 @@ def tracker_builders(cfg: Mapping[str, Any]) -> dict[str, Callable[[Mapping[str,
     return builders
 
 
-def build_tracker(cfg: Mapping[str, Any], launch_dir: Path, given: Mapping[str, RunTracker] | None = None) -> RunTracker:
+def build_tracker(
+    cfg: Mapping[str, Any], launch_dir: Path, given: Mapping[str, RunTracker] | None = None
+) -> RunTracker:
     """The tracker that records a run for every tracker ``tracking.trackers`` selects (one tracker
     alone is returned as it is; none: ``NoTracker``). ``given`` stands in for a tracker by name
     (a sweep trial's MLflow child run). Every tracker is built, and so checked, before any starts."""

@@ -22,7 +22,11 @@ from sweepkit.training import check_config, default_run_name, group_choices, lau
 if TYPE_CHECKING:
     from sweepkit.trial import SweepTrial
 
-PRUNE_REASON_OF_STOP = {"pruned": "pruner", "diverged": "diverged", "oom": "oom"}  # the loop's stop_reason -> optuna.prune_reason
+PRUNE_REASON_OF_STOP = {
+    "pruned": "pruner",
+    "diverged": "diverged",
+    "oom": "oom",
+}  # the loop's stop_reason -> optuna.prune_reason
 
 log = logging.getLogger("sweepkit")
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # absolute: found from any working directory
@@ -46,7 +50,13 @@ def summarize(cfg: DictConfig, metrics: dict) -> None:
     names = objective_metrics(cfg.objective.metric)
     best = "  ".join(f"{n} {metrics[f'best/{n}']:.4f}" for n in names if f"best/{n}" in metrics)
     test = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("test/"))
-    log.info("best %s (epoch %d of %d, %s)", best, metrics["best_epoch"], metrics["epochs_run"], metrics["stop_reason"])
+    log.info(
+        "best %s (epoch %d of %d, %s)",
+        best,
+        metrics["best_epoch"],
+        metrics["epochs_run"],
+        metrics["stop_reason"],
+    )
     log.info("test %s", test or "(not run)")
     log.info("checkpoint %s", metrics["checkpoint"])
     if metrics["mlflow_run_id"] is not None:  # tracking=none or tensorboard alone: no MLflow run to name
@@ -79,11 +89,16 @@ def trial_tracker(cfg: DictConfig, trial: SweepTrial) -> Callable[[], RunTracker
         if trial.mlflow_run_id is not None:
             attrs = trial.study.user_attrs
             given["mlflow"] = MlflowTracker(
-                attrs[studies.MLFLOW_URI], cfg.tracking.experiment, experiment_id=attrs[studies.MLFLOW_EXPERIMENT_ID],
-                system_metrics=cfg.tracking.system_metrics, run_id=trial.mlflow_run_id,
+                attrs[studies.MLFLOW_URI],
+                cfg.tracking.experiment,
+                experiment_id=attrs[studies.MLFLOW_EXPERIMENT_ID],
+                system_metrics=cfg.tracking.system_metrics,
+                run_id=trial.mlflow_run_id,
             )
         tracker = build_tracker(cfg.tracking, launch_dir(), given)
-        trial.when_told.append(lambda state, details: record_trial(tracker, trial.number, trial.params, state, details))
+        trial.when_told.append(
+            lambda state, details: record_trial(tracker, trial.number, trial.params, state, details)
+        )
         return tracker
 
     return make
@@ -100,8 +115,12 @@ def train_trial(cfg: DictConfig, trial: SweepTrial, choices: Mapping[str, str]) 
         if cfg.trainer.progress == "auto":  # epochs as lines in the trial's log file; the sweep shows the bar
             cfg.trainer.progress = "log"
     metrics = run(
-        cfg, make_tracker=trial_tracker(cfg, trial), reporter=EpochReporter(trial), choices=choices,
-        run_name=f"trial-{trial.number}-{default_run_name(cfg, group_choices(cfg, choices))}", stop_requested=trial.stop_requested,
+        cfg,
+        make_tracker=trial_tracker(cfg, trial),
+        reporter=EpochReporter(trial),
+        choices=choices,
+        run_name=f"trial-{trial.number}-{default_run_name(cfg, group_choices(cfg, choices))}",
+        stop_requested=trial.stop_requested,
     )
     trial.set_user_attr(studies.EPOCHS_RUN, int(metrics["epochs_run"]))
     trial.set_user_attr(studies.MAX_EPOCHS, int(cfg.trainer.max_epochs))

@@ -25,7 +25,13 @@ from sweepkit import checkpoint, lr_scaling, provenance
 from sweepkit.augment import build_augment
 from sweepkit.batching import check_batch_size, choose_data_path, device_memory, make_batches
 from sweepkit.datasets import DataSource, split_train_val
-from sweepkit.devices import DeviceOutOfMemory, configure_backends, resolve_device, resolve_precision, use_channels_last
+from sweepkit.devices import (
+    DeviceOutOfMemory,
+    configure_backends,
+    resolve_device,
+    resolve_precision,
+    use_channels_last,
+)
 from sweepkit.errors import ConfigError, RunFailed, flag, integer, number, writable_folder
 from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
 from sweepkit.models import count_parameters
@@ -102,7 +108,9 @@ def check_settings(cfg: DictConfig) -> None:
         integer("trainer.early_stopping.patience", trainer.early_stopping.patience, at_least=1)
     if trainer.grad_clip_norm is not None:
         number("trainer.grad_clip_norm", trainer.grad_clip_norm, above=0)
-    number("trainer.noise_scale_share", trainer.noise_scale_share, above=0)  # upper bounds: sweepkit.noise_scale
+    number(
+        "trainer.noise_scale_share", trainer.noise_scale_share, above=0
+    )  # upper bounds: sweepkit.noise_scale
     number("trainer.noise_scale_budget", trainer.noise_scale_budget, above=0)
     for key in ("compile", "channels_last", "deterministic", "save_checkpoints", "noise_scale"):
         flag(f"trainer.{key}", trainer[key])
@@ -134,38 +142,74 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     train_split, val_split = split_train_val(source.pool, cfg.data.val_fraction, cfg.seed)
     check_batch_size(cfg.data.batch_size, len(train_split))
     lr = lr_scaling.effective_lr(
-        cfg.optimizer.lr, cfg.data.batch_size, cfg.lr_scaling.base_batch_size, cfg.lr_scaling.rule, cfg.optimizer.auto_rule
+        cfg.optimizer.lr,
+        cfg.data.batch_size,
+        cfg.lr_scaling.base_batch_size,
+        cfg.lr_scaling.rule,
+        cfg.optimizer.auto_rule,
     )
     rule = lr_scaling.resolve_rule(cfg.lr_scaling.rule, cfg.optimizer.auto_rule)
 
-    model = instantiate_checked(cfg.model, in_shape=source.input_shape, num_outputs=source.num_outputs, _convert_="all")
+    model = instantiate_checked(
+        cfg.model, in_shape=source.input_shape, num_outputs=source.num_outputs, _convert_="all"
+    )
     channels_last = use_channels_last(cfg.trainer.channels_last, device, precision, len(source.input_shape))
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     compiled = torch.compile(model) if cfg.trainer.compile else None
 
     generators = _generators(cfg.seed, device)
     augment = build_augment(cfg.data.augment)
-    data_path = choose_data_path(cfg.data.loader, [train_split, val_split, source.test], device, device_memory(device))
+    data_path = choose_data_path(
+        cfg.data.loader, [train_split, val_split, source.test], device, device_memory(device)
+    )
     log.info("data path %s: %s", data_path.kind, data_path.reason)
-    batching = dict(device=device, loader=data_path.kind, num_workers=cfg.data.num_workers, channels_last=channels_last)
+    batching = dict(
+        device=device, loader=data_path.kind, num_workers=cfg.data.num_workers, channels_last=channels_last
+    )
     train_batches = make_batches(
-        train_split, cfg.data.batch_size, generator=generators["device"], host_generator=generators.get("host", generators["device"]),
-        augment=augment, **batching,
+        train_split,
+        cfg.data.batch_size,
+        generator=generators["device"],
+        host_generator=generators.get("host", generators["device"]),
+        augment=augment,
+        **batching,
     )
     val_batches = make_batches(val_split, cfg.data.eval_batch_size, **batching)
     test_batches = make_batches(source.test, cfg.data.eval_batch_size, **batching)
 
     optimizer = build_optimizer(model.parameters(), cfg.optimizer, lr)
     scheduler = build_scheduler(optimizer, cfg.scheduler, len(train_batches), cfg.trainer.max_epochs, lr)
-    noise_probe = NoiseScaleProbe.for_batches(
-        train_batches, cfg.data.batch_size, cfg.trainer.noise_scale_share, cfg.seed, cfg.trainer.noise_scale_budget,
-    ) if cfg.trainer.noise_scale else None
+    noise_probe = (
+        NoiseScaleProbe.for_batches(
+            train_batches,
+            cfg.data.batch_size,
+            cfg.trainer.noise_scale_share,
+            cfg.seed,
+            cfg.trainer.noise_scale_budget,
+        )
+        if cfg.trainer.noise_scale
+        else None
+    )
     loop = TrainingLoop(
-        model, optimizer, scheduler, precision, loss_fn, train_batches, val_batches, source.task, generators,
+        model,
+        optimizer,
+        scheduler,
+        precision,
+        loss_fn,
+        train_batches,
+        val_batches,
+        source.task,
+        generators,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
-        checkpoint_dir=output_dir / "checkpoints" if output_dir is not None and cfg.trainer.save_checkpoints else None,
-        checkpoint_extra={"config_yaml": OmegaConf.to_yaml(cfg, resolve=True), "provenance": {"git_commit": provenance.git_commit(), **provenance.versions()}},
-        compiled=compiled, noise_probe=noise_probe,
+        checkpoint_dir=output_dir / "checkpoints"
+        if output_dir is not None and cfg.trainer.save_checkpoints
+        else None,
+        checkpoint_extra={
+            "config_yaml": OmegaConf.to_yaml(cfg, resolve=True),
+            "provenance": {"git_commit": provenance.git_commit(), **provenance.versions()},
+        },
+        compiled=compiled,
+        noise_probe=noise_probe,
     )
     return Setup(loop, test_batches, source, lr, rule, objective, count_parameters(model), device)
 
@@ -179,7 +223,9 @@ def resume_path(resume: str | None, output_dir: Path | None) -> Path | None:
         return candidate if candidate is not None and candidate.exists() else None
     path = Path(resume).expanduser()
     if not path.is_file():
-        raise ConfigError("trainer.resume", resume, "is not a checkpoint file; use null, auto or a path to last.pt")
+        raise ConfigError(
+            "trainer.resume", resume, "is not a checkpoint file; use null, auto or a path to last.pt"
+        )
     return path
 
 
@@ -199,12 +245,17 @@ def resume(loop: TrainingLoop, path: Path) -> None:
     try:
         not_restored = loop.load_state_dict(state, best)
     except (RuntimeError, KeyError, ValueError) as err:
-        raise ConfigError("trainer.resume", str(path), f"does not fit this run's model and optimizer ({err})") from err
+        raise ConfigError(
+            "trainer.resume", str(path), f"does not fit this run's model and optimizer ({err})"
+        ) from err
     log.info("resumed from %s after epoch %d", path, loop.state.epoch)
     if not_restored:  # a checkpoint from another kind of device: its generators' states do not fit
         log.warning(
             "resumed on %s from a checkpoint written on %s: weights, optimizer, scheduler and progress restored; "
-            "%s not (drawing again from the seed)", loop.device, state.get("device", "another device"), " and ".join(not_restored),
+            "%s not (drawing again from the seed)",
+            loop.device,
+            state.get("device", "another device"),
+            " and ".join(not_restored),
         )
 
 
@@ -213,7 +264,9 @@ def group_choices(cfg: DictConfig, choices: Mapping[str, str] | None) -> dict[st
     if choices:
         groups = (*CONFIG_GROUPS, "experiment")  # an experiment preset is a choice worth filtering runs by
         chosen = {g: str(choices[g]) for g in groups if g in choices and choices[g] is not None}
-        chosen.setdefault("tracking", ",".join(tracker_names(cfg.tracking)) or "none")  # Hydra lists no choice for tracking=[a,b]
+        chosen.setdefault(
+            "tracking", ",".join(tracker_names(cfg.tracking)) or "none"
+        )  # Hydra lists no choice for tracking=[a,b]
         return chosen
     return {
         "model": str(cfg.model._target_).rsplit(".", 1)[-1].lower(),
@@ -233,16 +286,18 @@ def run_params(cfg: DictConfig, setup: Setup) -> dict[str, Any]:
     """The params of a tracked run: the flattened resolved config plus derived values and provenance."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     params = dict(flatten(resolved))
-    params.update({
-        "lr_effective": setup.lr_effective,
-        "lr_scaling.rule_resolved": setup.rule,
-        "model.parameters": setup.parameters,
-        "git_commit": provenance.git_commit(),
-        "torch_version": torch.__version__,  # with the build's CUDA tag (2.5.1+cu124), unlike the package version
-        "device": str(setup.device),
-        "precision": str(cfg.trainer.precision),
-        "data.loader_resolved": setup.loop.train_batches.kind,  # what data.loader=auto chose
-    })
+    params.update(
+        {
+            "lr_effective": setup.lr_effective,
+            "lr_scaling.rule_resolved": setup.rule,
+            "model.parameters": setup.parameters,
+            "git_commit": provenance.git_commit(),
+            "torch_version": torch.__version__,  # with the build's CUDA tag (2.5.1+cu124), unlike the package version
+            "device": str(setup.device),
+            "precision": str(cfg.trainer.precision),
+            "data.loader_resolved": setup.loop.train_batches.kind,  # what data.loader=auto chose
+        }
+    )
     return params
 
 
@@ -250,10 +305,16 @@ def _epoch_values(history: list[dict[str, float]], epoch: int, names: list[str])
     return {f"best/{name}": history[epoch - 1][name] for name in names} if epoch else {}
 
 
-def results(cfg: DictConfig, setup: Setup, state: LoopState, test: dict[str, float], output_dir: Path | None) -> dict[str, Any]:
+def results(
+    cfg: DictConfig, setup: Setup, state: LoopState, test: dict[str, float], output_dir: Path | None
+) -> dict[str, Any]:
     """What ``run`` returns: last-epoch and best-epoch metrics, test metrics, and how the run ended."""
     last = state.history[-1] if state.history else {}
-    best_ckpt = output_dir / "checkpoints" / "best.pt" if output_dir is not None and cfg.trainer.save_checkpoints else None
+    best_ckpt = (
+        output_dir / "checkpoints" / "best.pt"
+        if output_dir is not None and cfg.trainer.save_checkpoints
+        else None
+    )
     return {
         **{k: v for k, v in last.items() if "/" in k and not k.startswith("train/samples")},
         **_epoch_values(state.history, state.best_epoch, objective_metrics(cfg.objective.metric)),
@@ -263,7 +324,11 @@ def results(cfg: DictConfig, setup: Setup, state: LoopState, test: dict[str, flo
         "epochs_run": len(state.history),
         "stop_reason": state.stop_reason,
         "checkpoint": str(best_ckpt) if best_ckpt is not None and best_ckpt.exists() else None,
-        **({NOISE_SCALE: [m.get(NOISE_SCALE) for m in state.history]} if any(NOISE_SCALE in m for m in state.history) else {}),
+        **(
+            {NOISE_SCALE: [m.get(NOISE_SCALE) for m in state.history]}
+            if any(NOISE_SCALE in m for m in state.history)
+            else {}
+        ),
     }
 
 
@@ -271,13 +336,23 @@ def log_start(cfg: DictConfig, setup: Setup) -> None:
     """Derived quantities, printed before training (nanoGPT's habit)."""
     log.info(
         "lr_effective %.6g = optimizer.lr %g x (batch %d / base %d) ^ %s  [rule %s, optimizer %s]",
-        setup.lr_effective, cfg.optimizer.lr, cfg.data.batch_size, cfg.lr_scaling.base_batch_size,
-        lr_scaling.RULE_EXPONENTS[setup.rule], setup.rule, cfg.optimizer.name,
+        setup.lr_effective,
+        cfg.optimizer.lr,
+        cfg.data.batch_size,
+        cfg.lr_scaling.base_batch_size,
+        lr_scaling.RULE_EXPONENTS[setup.rule],
+        setup.rule,
+        cfg.optimizer.name,
     )
     log.info(
         "device %s  precision %s  parameters %d  train %d  val %d  test %d  batches/epoch %d",
-        setup.device, cfg.trainer.precision, setup.parameters, setup.loop.train_batches.num_samples,
-        setup.loop.val_batches.num_samples, setup.test_batches.num_samples, len(setup.loop.train_batches),
+        setup.device,
+        cfg.trainer.precision,
+        setup.parameters,
+        setup.loop.train_batches.num_samples,
+        setup.loop.val_batches.num_samples,
+        setup.test_batches.num_samples,
+        len(setup.loop.train_batches),
     )
 
 
@@ -315,9 +390,15 @@ def run(
 
     tracker = make_tracker() if make_tracker is not None else build_tracker(cfg.tracking, launch_dir())
     chosen = group_choices(cfg, choices)
-    tracker.start(run_name or cfg.tracking.get("run_name") or default_run_name(cfg, chosen), run_params(cfg, setup), {**chosen, **(tags or {})})
+    tracker.start(
+        run_name or cfg.tracking.get("run_name") or default_run_name(cfg, chosen),
+        run_params(cfg, setup),
+        {**chosen, **(tags or {})},
+    )
     try:
-        tracker.watch(setup.loop.model, lambda: next(iter(setup.loop.val_batches))[0])  # validation inputs: in order, unaugmented
+        tracker.watch(
+            setup.loop.model, lambda: next(iter(setup.loop.val_batches))[0]
+        )  # validation inputs: in order, unaugmented
         outcome = _train_and_test(cfg, setup, tracker, reporter, output_dir, stop_requested)
     except BaseException as err:
         record_failure(tracker, output_dir, err)
@@ -344,22 +425,39 @@ def record_failure(tracker: RunTracker, output_dir: Path | None, err: BaseExcept
             except Exception as also:
                 log.warning("could not record error.txt for the tracked run: %s", also)
     try:
-        tracker.end("KILLED" if interrupted else "FAILED", f"{type(err).__name__}: {err}" if str(err) else type(err).__name__)
+        tracker.end(
+            "KILLED" if interrupted else "FAILED",
+            f"{type(err).__name__}: {err}" if str(err) else type(err).__name__,
+        )
     except Exception as also:
         log.warning("could not end the tracked run %s: %s", tracker.run_id, also)
 
 
 def _train_and_test(
-    cfg: DictConfig, setup: Setup, tracker: RunTracker, reporter: PruningReporter | None, output_dir: Path | None,
+    cfg: DictConfig,
+    setup: Setup,
+    tracker: RunTracker,
+    reporter: PruningReporter | None,
+    output_dir: Path | None,
     stop_requested: Callable[[], bool] | None,
 ) -> dict[str, Any]:
     loop = setup.loop
     progress = build_progress(cfg.trainer.progress, cfg.trainer.log_every_s)
-    state = loop.fit(cfg.trainer.max_epochs, setup.objective, cfg.trainer.early_stopping.patience, tracker, reporter, progress, stop_requested)
+    state = loop.fit(
+        cfg.trainer.max_epochs,
+        setup.objective,
+        cfg.trainer.early_stopping.patience,
+        tracker,
+        reporter,
+        progress,
+        stop_requested,
+    )
     test: dict[str, float] = {}
     if state.stop_reason not in ("pruned", "diverged", "oom"):  # a stopped trial is not worth a test pass
         loop.restore_best_weights()
-        test = evaluate(loop.forward_model, setup.test_batches, loop.loss_fn, loop.precision, setup.source.task)
+        test = evaluate(
+            loop.forward_model, setup.test_batches, loop.loss_fn, loop.precision, setup.source.task
+        )
     outcome = results(cfg, setup, state, test, output_dir)
     tracker.log_metrics({k: v for k, v in outcome.items() if k.startswith(("test/", "best/"))})
     tracker.set_tags({"stop_reason": state.stop_reason, "best_epoch": str(state.best_epoch)})
@@ -367,8 +465,12 @@ def _train_and_test(
     if state.stop_reason == "diverged" and reporter is None:
         # Alone, a diverged run has failed; in a sweep it is a result (pruned, reason "diverged").
         bad = {k: v for k, v in state.history[-1].items() if "loss" in k}
-        raise TrainingDiverged(f"training diverged at epoch {state.epoch}: {bad}; lower optimizer.lr or set trainer.grad_clip_norm")
-    if state.stop_reason == "oom" and reporter is None:  # in a sweep: pruned, reason "oom", so the sampler learns
+        raise TrainingDiverged(
+            f"training diverged at epoch {state.epoch}: {bad}; lower optimizer.lr or set trainer.grad_clip_norm"
+        )
+    if (
+        state.stop_reason == "oom" and reporter is None
+    ):  # in a sweep: pruned, reason "oom", so the sampler learns
         raise DeviceOutOfMemory(state.stop_detail)
     return outcome
 
@@ -388,7 +490,9 @@ def _log_artifacts(cfg: DictConfig, tracker: RunTracker, state: LoopState, outpu
             from sweepkit.plots import learning_curve  # matplotlib costs 0.4 s to import: tracked runs only
 
             objective = objective_metrics(cfg.objective.metric)[0]
-            tracker.log_artifact(learning_curve(state.history, objective, folder / "learning_curve.png"), "plots")
+            tracker.log_artifact(
+                learning_curve(state.history, objective, folder / "learning_curve.png"), "plots"
+            )
     if output_dir is not None:
         for name in ("best.pt", "last.pt"):
             tracker.log_artifact(output_dir / "checkpoints" / name, "checkpoints")

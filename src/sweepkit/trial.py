@@ -137,7 +137,9 @@ def keep_info_in_log_file() -> None:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(max(handler.level, logging.WARNING))
             if log_files:
-                handler.setFormatter(_TracebackInLogFile(handler.formatter or logging.Formatter(), log_files[0]))
+                handler.setFormatter(
+                    _TracebackInLogFile(handler.formatter or logging.Formatter(), log_files[0])
+                )
 
 
 class _TracebackInLogFile(logging.Formatter):
@@ -150,9 +152,20 @@ class _TracebackInLogFile(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info or record.exc_text:
             error = record.exc_info[1] if record.exc_info else None
-            message = f"{record.getMessage()}: {type(error).__name__}: {error}" if error is not None else record.getMessage()
-            record = logging.makeLogRecord({**record.__dict__, "msg": f"{message} (traceback in {self.log_file})", "args": None,
-                                            "exc_info": None, "exc_text": None})
+            message = (
+                f"{record.getMessage()}: {type(error).__name__}: {error}"
+                if error is not None
+                else record.getMessage()
+            )
+            record = logging.makeLogRecord(
+                {
+                    **record.__dict__,
+                    "msg": f"{message} (traceback in {self.log_file})",
+                    "args": None,
+                    "exc_info": None,
+                    "exc_text": None,
+                }
+            )
         return self.inner.format(record)
 
 
@@ -164,7 +177,9 @@ def outcome(trial: SweepTrial, value: Any) -> float | list[float]:
     except (TypeError, ValueError):
         raise TypeError(f"the task returned {value!r}, not its objective (a number per direction)") from None
     if len(floats) != len(trial.study.directions):
-        raise TypeError(f"the task returned {len(floats)} values for a study of {len(trial.study.directions)} directions")
+        raise TypeError(
+            f"the task returned {len(floats)} values for a study of {len(trial.study.directions)} directions"
+        )
     if not all(math.isfinite(v) for v in floats):
         raise TypeError(f"the task returned a non-finite objective {value!r}")
     return floats if trial.multi_objective else floats[0]
@@ -176,7 +191,8 @@ def trial_scope(sweeper: Mapping[str, Any]) -> Iterator[SweepTrial]:
     sets ``trial.value`` to the objective)."""
     global _current
     study = optuna.load_study(
-        study_name=sweeper["study_name"], storage=studies.open_storage(sweeper["storage"]),
+        study_name=sweeper["study_name"],
+        storage=studies.open_storage(sweeper["storage"]),
         pruner=build_optuna_part("pruner", sweeper["pruner"]),
     )
     trial = SweepTrial(study, int(sweeper["trial_number"]))
@@ -194,10 +210,16 @@ def trial_scope(sweeper: Mapping[str, Any]) -> Iterator[SweepTrial]:
         if trial.stop_signal is None:
             log.exception("trial %d failed", trial.number)  # the traceback lands in the job's log file
             studies.fail_trial(study, trial.frozen(), f"{type(err).__name__}: {err}")
-            child.end("FAILED", {"optuna.state": "FAIL", "error": f"{type(err).__name__}: {err}"}, outcome="failed")
+            child.end(
+                "FAILED", {"optuna.state": "FAIL", "error": f"{type(err).__name__}: {err}"}, outcome="failed"
+            )
             _told(trial, "FAIL", {})
             raise
-        log.warning("trial %d stopped by signal %d: it stays RUNNING, marked preempted, to resume on the next run", trial.number, trial.stop_signal)
+        log.warning(
+            "trial %d stopped by signal %d: it stays RUNNING, marked preempted, to resume on the next run",
+            trial.number,
+            trial.stop_signal,
+        )
         child.end("KILLED")
         if isinstance(err, SystemExit):  # a scheduler's handler (submitit) requeues the job and exits
             raise
@@ -216,8 +238,15 @@ def _tell_pruned(trial: SweepTrial, child: _ChildRun) -> None:
     trial.set_user_attr(studies.PRUNED_EPOCH, epoch)
     trial.set_user_attr(studies.PRUNE_REASON, trial.prune_reason)
     trial.study.tell(trial._trial, state=TrialState.PRUNED)
-    child.end("FINISHED", {"optuna.state": "PRUNED", "optuna.pruned_epoch": str(epoch), "optuna.prune_reason": trial.prune_reason},
-              outcome=f"{'pruned' if trial.prune_reason == 'pruner' else trial.prune_reason}@{epoch}")
+    child.end(
+        "FINISHED",
+        {
+            "optuna.state": "PRUNED",
+            "optuna.pruned_epoch": str(epoch),
+            "optuna.prune_reason": trial.prune_reason,
+        },
+        outcome=f"{'pruned' if trial.prune_reason == 'pruner' else trial.prune_reason}@{epoch}",
+    )
     _told(trial, "PRUNED", {"optuna.pruned_epoch": epoch, "optuna.prune_reason": trial.prune_reason})
     log.info("trial %d PRUNED (%s) at epoch %d", trial.number, trial.prune_reason, epoch)
 
@@ -228,7 +257,12 @@ def _told(trial: SweepTrial, state: str, details: Mapping[str, Any]) -> None:
         try:
             hook(state, details)
         except Exception as err:
-            log.warning("trial %d: could not record its outcome (%s): %s", trial.number, getattr(hook, "__name__", hook), err)
+            log.warning(
+                "trial %d: could not record its outcome (%s): %s",
+                trial.number,
+                getattr(hook, "__name__", hook),
+                err,
+            )
 
 
 @contextlib.contextmanager
@@ -284,7 +318,11 @@ class _ChildRun:
         attrs = study.user_attrs
         tags = {"optuna.study": study.study_name, "optuna.trial_number": str(trial.number)}
         trial.mlflow_run_id = open_child_run(
-            attrs[studies.MLFLOW_URI], attrs[studies.MLFLOW_EXPERIMENT_ID], parent_run_id, f"trial-{trial.number}", tags,
+            attrs[studies.MLFLOW_URI],
+            attrs[studies.MLFLOW_EXPERIMENT_ID],
+            parent_run_id,
+            f"trial-{trial.number}",
+            tags,
             trial.user_attrs.get(studies.MLFLOW_RUN_ID),
         )
         trial.set_user_attr(studies.MLFLOW_RUN_ID, trial.mlflow_run_id)

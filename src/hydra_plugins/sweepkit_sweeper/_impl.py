@@ -25,19 +25,33 @@ from typing import Any
 
 import optuna
 from hydra.core.plugins import Plugins
-from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 from hydra.core.utils import JobReturn, JobStatus, configure_log
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
+from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hydra_plugins.sweepkit_sweeper._lr_range import LR, OPTIMIZER, LrCentres, RangeTestError, lr_centres, optimizer_choices, run_range_tests, trial_optimizer
+from hydra_plugins.sweepkit_sweeper._lr_range import (
+    LR,
+    OPTIMIZER,
+    LrCentres,
+    RangeTestError,
+    lr_centres,
+    optimizer_choices,
+    run_range_tests,
+    trial_optimizer,
+)
 from hydra_plugins.sweepkit_sweeper._lr_range import check_settings as check_lr_range_settings
 from hydra_plugins.sweepkit_sweeper._names import check_study_name, derive_study_name, override_value
 from hydra_plugins.sweepkit_sweeper._parent_run import ParentRun, close_child
-from hydra_plugins.sweepkit_sweeper._search_space import as_record, check_unchanged, params_as_overrides, parse_search_space
+from hydra_plugins.sweepkit_sweeper._search_space import (
+    as_record,
+    check_unchanged,
+    params_as_overrides,
+    parse_search_space,
+)
 from hydra_plugins.sweepkit_sweeper._settings import SweepSettings
 from hydra_plugins.sweepkit_sweeper._slots import Slots
 from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
@@ -75,7 +89,9 @@ def quiet_launcher(launcher: Any, verbose: Any) -> None:
     "is launching 1 jobs") come with every trial and say less than its trial line: warnings only, unless
     ``hydra.verbose`` asks for them. A trial's overrides stay in its folder (``.hydra/overrides.yaml``)."""
     module = type(launcher).__module__
-    name = ".".join(module.split(".")[:2]) if module.startswith("hydra_plugins.") else module  # the plugin's package
+    name = (
+        ".".join(module.split(".")[:2]) if module.startswith("hydra_plugins.") else module
+    )  # the plugin's package
     asked = [verbose] if isinstance(verbose, str) else list(verbose) if not isinstance(verbose, bool) else []
     if verbose is True or any(name.startswith(str(n)) or str(n).startswith(name) for n in asked):
         return
@@ -89,12 +105,18 @@ class SweepFailed(RunFailed):
 def suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
     """Draw one param through Optuna's public suggest API."""
     if isinstance(distribution, FloatDistribution):
-        return trial.suggest_float(name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
+        return trial.suggest_float(
+            name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+        )
     if isinstance(distribution, IntDistribution):
-        return trial.suggest_int(name, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
+        return trial.suggest_int(
+            name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+        )
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(name, distribution.choices)
-    raise ConfigError("hydra.sweeper.params", name, f"has a distribution the sweeper cannot draw from: {distribution}")
+    raise ConfigError(
+        "hydra.sweeper.params", name, f"has a distribution the sweeper cannot draw from: {distribution}"
+    )
 
 
 class Heartbeat:
@@ -154,7 +176,9 @@ class SweepkitSweeperImpl(Sweeper):
                 config.hydra.launcher = OmegaConf.structured(JobLibLauncherConf(n_jobs=self.n_jobs))
         self.asynchronous = self.n_jobs > 1 and not runs_in_process(config.hydra.launcher)
         # Every job runs the app's task as a trial (sweepkit.trial), in whatever process the launcher uses.
-        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context, task_function=TrialTask(task_function))
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=TrialTask(task_function)
+        )
         quiet_launcher(self.launcher, config.hydra.verbose)
 
     def _gpu_capped(self, config: DictConfig, n_jobs: int) -> int:
@@ -163,8 +187,12 @@ class SweepkitSweeperImpl(Sweeper):
         from sweepkit.devices import parallel_trials, trial_gpus, visible_gpu_count
 
         launcher = config.hydra.launcher
-        device = OmegaConf.select(config, "trainer.device", default="cpu")  # another app's trials: not ours to place
-        gpus = trial_gpus(str(launcher.get("_target_", "")), launcher.get("gpus_per_node"), str(device), visible_gpu_count())
+        device = OmegaConf.select(
+            config, "trainer.device", default="cpu"
+        )  # another app's trials: not ours to place
+        gpus = trial_gpus(
+            str(launcher.get("_target_", "")), launcher.get("gpus_per_node"), str(device), visible_gpu_count()
+        )
         capped, note = parallel_trials(n_jobs, gpus, self.settings.trials_per_gpu)
         if note:
             log.warning(note)
@@ -182,7 +210,11 @@ class SweepkitSweeperImpl(Sweeper):
             if self.settings.lr_range_test["enabled"]:
                 self.lr_centres = self._centre_lr_search(study, plan)
             self.stop.raise_if_requested()
-            parent = ParentRun.open(self.config.tracking, plan.launch_dir, study, self._parent_params(plan)) if self._tracks_mlflow() else None
+            parent = (
+                ParentRun.open(self.config.tracking, plan.launch_dir, study, self._parent_params(plan))
+                if self._tracks_mlflow()
+                else None
+            )
             self.parent_run_id = parent.run_id if parent else None
             self._write_study_file(plan)
             self._log_start(study, plan)
@@ -205,14 +237,21 @@ class SweepkitSweeperImpl(Sweeper):
         distributions, fixed = parse_search_space(params_as_overrides(self.settings.params) + list(arguments))
         self.grammar_params = set(distributions)
         directions = self._directions()
-        fixed_cli = [a for a in arguments if a.split("=", 1)[0].lstrip("+~") in fixed and not a.startswith("hparams_search=")]
+        fixed_cli = [
+            a
+            for a in arguments
+            if a.split("=", 1)[0].lstrip("+~") in fixed and not a.startswith("hparams_search=")
+        ]
         study_name = check_study_name(
-            self.settings.study_name or derive_study_name(self.config.hydra.runtime.choices.get("hparams_search"), fixed_cli)
+            self.settings.study_name
+            or derive_study_name(self.config.hydra.runtime.choices.get("hparams_search"), fixed_cli)
         )
         storage_url = studies.storage_url(self.settings.storage, launch_dir)
         if "://" not in storage_url:
             journal.check(Path(storage_url))
-        with open_dict(self.config):  # the sweep folder may name the study: multirun/${hydra.sweeper.study_name}
+        with open_dict(
+            self.config
+        ):  # the sweep folder may name the study: multirun/${hydra.sweeper.study_name}
             self.config.hydra.sweeper.study_name = study_name
             self.config.hydra.sweeper.storage = storage_url
         sweep_dir = Path(self.config.hydra.sweep.dir)
@@ -234,14 +273,20 @@ class SweepkitSweeperImpl(Sweeper):
         direction = self.settings.direction
         if direction is None:
             if derived is None:
-                raise ConfigError("hydra.sweeper.direction", None, "is needed when the task config has no objective.mode")
+                raise ConfigError(
+                    "hydra.sweeper.direction", None, "is needed when the task config has no objective.mode"
+                )
             return derived
         given = [direction] if isinstance(direction, str) else list(direction)
         for d in given:
             if d not in DIRECTIONS.values():
                 raise one_of("hydra.sweeper.direction", d, DIRECTIONS.values())
         if derived is not None and given != derived:
-            raise ConfigError("hydra.sweeper.direction", given, f"disagrees with objective.mode={objective.mode} (which means {derived})")
+            raise ConfigError(
+                "hydra.sweeper.direction",
+                given,
+                f"disagrees with objective.mode={objective.mode} (which means {derived})",
+            )
         return given
 
     def _check_group_choices(self, distributions: dict[str, BaseDistribution]) -> None:
@@ -262,13 +307,20 @@ class SweepkitSweeperImpl(Sweeper):
         in one line, and not in every trial."""
         from sweepkit.console import one_line
 
-        sample = {name: (d.choices[0] if isinstance(d, CategoricalDistribution) else d.low) for name, d in distributions.items()}
-        overrides = [f"{k}={override_value(v)}" for k, v in sample.items()] + [f"{k}={v}" for k, v in fixed.items()]
+        sample = {
+            name: (d.choices[0] if isinstance(d, CategoricalDistribution) else d.low)
+            for name, d in distributions.items()
+        }
+        overrides = [f"{k}={override_value(v)}" for k, v in sample.items()] + [
+            f"{k}={v}" for k, v in fixed.items()
+        ]
         try:
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         except Exception as err:
             found = one_line(err)
-            raise ConfigError("hydra.sweeper.params", " ".join(overrides), f"do not compose: {found[0] if found else err}") from err
+            raise ConfigError(
+                "hydra.sweeper.params", " ".join(overrides), f"do not compose: {found[0] if found else err}"
+            ) from err
         preflight = getattr(self.task_function, PREFLIGHT, None)
         if preflight is not None:
             preflight(cfg)
@@ -284,10 +336,20 @@ class SweepkitSweeperImpl(Sweeper):
         try:
             study = optuna.load_study(study_name=plan.study_name, storage=storage, pruner=pruner)
         except KeyError:
-            study = optuna.create_study(study_name=plan.study_name, storage=storage, pruner=pruner, directions=plan.directions, load_if_exists=True)
+            study = optuna.create_study(
+                study_name=plan.study_name,
+                storage=storage,
+                pruner=pruner,
+                directions=plan.directions,
+                load_if_exists=True,
+            )
         existing = [d.name.lower() for d in study.directions]
         if existing != plan.directions:
-            raise ConfigError("hydra.sweeper.direction", plan.directions, f"differs from study {plan.study_name}'s {existing}; use a new study_name")
+            raise ConfigError(
+                "hydra.sweeper.direction",
+                plan.directions,
+                f"differs from study {plan.study_name}'s {existing}; use a new study_name",
+            )
         if self.config.get("objective") is not None:  # another app's sweep may name no metric
             studies.name_metrics(study, objective_metrics(self.config.objective.metric))
         recorded = study.user_attrs.get(studies.SEARCH_SPACE)
@@ -296,9 +358,13 @@ class SweepkitSweeperImpl(Sweeper):
         else:
             check_unchanged(plan.study_name, recorded, plan.distributions)
         index = studies.join_study(study)
-        study.sampler = build_optuna_part("sampler", self.settings.sampler, seed=studies.process_seed(self._configured_seed(), index))
+        study.sampler = build_optuna_part(
+            "sampler", self.settings.sampler, seed=studies.process_seed(self._configured_seed(), index)
+        )
         if len(plan.directions) > 1 and not isinstance(pruner, optuna.pruners.NopPruner):
-            log.warning("pruning is off: Optuna cannot prune multi-objective studies (trial.report is single-objective)")
+            log.warning(
+                "pruning is off: Optuna cannot prune multi-objective studies (trial.report is single-objective)"
+            )
         return study
 
     def _configured_seed(self) -> int:
@@ -322,13 +388,17 @@ class SweepkitSweeperImpl(Sweeper):
 
         def run_tests(names: list[str]) -> dict[str, float]:
             try:
-                return run_range_tests(compose, names, overrides, self.settings.lr_range_test, plan.sweep_dir / "lr_range_test")
+                return run_range_tests(
+                    compose, names, overrides, self.settings.lr_range_test, plan.sweep_dir / "lr_range_test"
+                )
             except RangeTestError as err:
                 raise SweepFailed(str(err)) from err
 
         return lr_centres(study, self.settings.lr_range_test["decades"], optimizers, run_tests)
 
-    def _lr_distribution(self, trial: optuna.Trial, fixed: dict[str, str], default: BaseDistribution) -> BaseDistribution:
+    def _lr_distribution(
+        self, trial: optuna.Trial, fixed: dict[str, str], default: BaseDistribution
+    ) -> BaseDistribution:
         if self.lr_centres is None:
             return default
         return self.lr_centres.distribution(trial_optimizer(trial.params, fixed, self._default_optimizer()))
@@ -343,26 +413,49 @@ class SweepkitSweeperImpl(Sweeper):
         if self.lr_centres is not None:
             params.update({f"lr_range_test.{name}": lr for name, lr in self.lr_centres.by_optimizer.items()})
         params.update({f"fixed.{name}": value for name, value in plan.fixed.items()})
-        params.update({
-            "study_name": plan.study_name, "storage": plan.storage_url, "directions": ",".join(plan.directions),
-            "sampler": self.settings.sampler["_target_"].rsplit(".", 1)[-1], "pruner": type(build_optuna_part("pruner", self.settings.pruner)).__name__,
-        })
+        params.update(
+            {
+                "study_name": plan.study_name,
+                "storage": plan.storage_url,
+                "directions": ",".join(plan.directions),
+                "sampler": self.settings.sampler["_target_"].rsplit(".", 1)[-1],
+                "pruner": type(build_optuna_part("pruner", self.settings.pruner)).__name__,
+            }
+        )
         return params
 
     def _write_study_file(self, plan: Plan) -> None:
         """``study.yaml`` in the sweep folder lets ``sweepkit-report <folder>`` find the study."""
         plan.sweep_dir.mkdir(parents=True, exist_ok=True)
-        (plan.sweep_dir / "study.yaml").write_text(OmegaConf.to_yaml({"study_name": plan.study_name, "storage": plan.storage_url}))
+        (plan.sweep_dir / "study.yaml").write_text(
+            OmegaConf.to_yaml({"study_name": plan.study_name, "storage": plan.storage_url})
+        )
 
     def _log_start(self, study: optuna.Study, plan: Plan) -> None:
         done = studies.summarize(study).finished
-        log.info("study %s in %s: %d of %d trials done", plan.study_name, plan.storage_url, done, self.settings.n_trials)
-        log.info("sampler %s (seed %s), pruner %s, directions %s", type(study.sampler).__name__,
-                 getattr(study.sampler, "_seed", "-"), type(study.pruner).__name__, plan.directions)
+        log.info(
+            "study %s in %s: %d of %d trials done",
+            plan.study_name,
+            plan.storage_url,
+            done,
+            self.settings.n_trials,
+        )
+        log.info(
+            "sampler %s (seed %s), pruner %s, directions %s",
+            type(study.sampler).__name__,
+            getattr(study.sampler, "_seed", "-"),
+            type(study.pruner).__name__,
+            plan.directions,
+        )
         for name, d in plan.distributions.items():
             if name == LR and self.lr_centres is not None:  # the written range is replaced
                 for optimizer in self.lr_centres.by_optimizer:
-                    log.info("  search %s for %s: %s (centred on its LR range test)", name, optimizer, self.lr_centres.distribution(optimizer))
+                    log.info(
+                        "  search %s for %s: %s (centred on its LR range test)",
+                        name,
+                        optimizer,
+                        self.lr_centres.distribution(optimizer),
+                    )
             else:
                 log.info("  search %s: %s", name, d)
         for name, value in plan.fixed.items():
@@ -390,7 +483,9 @@ class SweepkitSweeperImpl(Sweeper):
                     if not slots.free:
                         slots.wait(0.2)
                         continue
-                    trials = self._adopt_preempted(study, heartbeat, slots.free) or self._ask_for(study, slots, plan, heartbeat, finished, running)
+                    trials = self._adopt_preempted(study, heartbeat, slots.free) or self._ask_for(
+                        study, slots, plan, heartbeat, finished, running
+                    )
                     if trials:
                         self._dispatch(study, trials, plan.fixed, heartbeat, slots)
                     elif slots:
@@ -398,7 +493,9 @@ class SweepkitSweeperImpl(Sweeper):
                     else:  # other workers hold the remaining trials: wait for them (or their death)
                         self._pause(min(self.settings.heartbeat_interval, 5.0))
             finally:
-                slots.drain(on_wait=lambda: None)  # trials in flight end (stopped, if a signal came) before the sweep does
+                slots.drain(
+                    on_wait=lambda: None
+                )  # trials in flight end (stopped, if a signal came) before the sweep does
 
     def _timed_out(self) -> bool:
         timeout = self.settings.timeout
@@ -409,11 +506,20 @@ class SweepkitSweeperImpl(Sweeper):
             self._said_timeout = True
         return True
 
-    def _ask_for(self, study: optuna.Study, slots: Slots, plan: Plan, heartbeat: Heartbeat, finished: int, running: int) -> list[optuna.Trial]:
+    def _ask_for(
+        self, study: optuna.Study, slots: Slots, plan: Plan, heartbeat: Heartbeat, finished: int, running: int
+    ) -> list[optuna.Trial]:
         wanted = min(slots.free, self.settings.n_trials - finished - running)
         return self._ask(study, wanted, plan, heartbeat) if wanted > 0 else []
 
-    def _dispatch(self, study: optuna.Study, trials: Sequence[optuna.Trial | FrozenTrial], fixed: dict[str, str], heartbeat: Heartbeat, slots: Slots) -> None:
+    def _dispatch(
+        self,
+        study: optuna.Study,
+        trials: Sequence[optuna.Trial | FrozenTrial],
+        fixed: dict[str, str],
+        heartbeat: Heartbeat,
+        slots: Slots,
+    ) -> None:
         """Launch trials: each on its own thread where the launcher runs jobs in other processes (a
         free worker starts the next trial at once); as one batch, here, where jobs run in this process."""
         if not self.asynchronous:
@@ -439,8 +545,12 @@ class SweepkitSweeperImpl(Sweeper):
         for trial in studies.stale_trials(study, self.settings.grace_period):
             if studies.fail_trial(study, trial, studies.STALE):
                 retried = studies.retry_once(study, trial)
-                log.warning("trial %d had no sign of life for %.0fs: failed%s", trial.number, self.settings.grace_period,
-                            ", its params are tried again" if retried else " (a retry already; not tried again)")
+                log.warning(
+                    "trial %d had no sign of life for %.0fs: failed%s",
+                    trial.number,
+                    self.settings.grace_period,
+                    ", its params are tried again" if retried else " (a retry already; not tried again)",
+                )
                 self._close_child_run(study, trial, studies.STALE)
 
     def _adopt_preempted(self, study: optuna.Study, heartbeat: Heartbeat, limit: int) -> list[FrozenTrial]:
@@ -454,7 +564,11 @@ class SweepkitSweeperImpl(Sweeper):
         return adopted
 
     def _check_failures(self, study: optuna.Study) -> None:
-        failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if studies.is_counted_failure(t)]
+        failed = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if studies.is_counted_failure(t)
+        ]
         rate, n_trials = self.settings.max_failure_rate, self.settings.n_trials
         if len(failed) > rate * n_trials:
             last = failed[-1].user_attrs.get(studies.FAIL_REASON, "unknown")
@@ -478,7 +592,11 @@ class SweepkitSweeperImpl(Sweeper):
                 break
             # the optimizer before its lr: a centred lr range depends on the optimizer drawn
             for name in sorted(plan.distributions, key=lambda n: n == LR):
-                distribution = self._lr_distribution(trial, plan.fixed, plan.distributions[name]) if name == LR else plan.distributions[name]
+                distribution = (
+                    self._lr_distribution(trial, plan.fixed, plan.distributions[name])
+                    if name == LR
+                    else plan.distributions[name]
+                )
                 suggest(trial, name, distribution)
             if self.settings.custom_search_space is not None:
                 self.settings.custom_search_space(self.config, trial)
@@ -504,7 +622,8 @@ class SweepkitSweeperImpl(Sweeper):
             for name, value in trial.params.items()
         ]
         overrides += [f"{name}={value}" for name, value in fixed.items() if name not in trial.params]
-        return overrides + [
+        return [
+            *overrides,
             f"hydra.sweeper.study_name={override_value(self.config.hydra.sweeper.study_name)}",
             f"hydra.sweeper.storage={override_value(self.config.hydra.sweeper.storage)}",
             f"hydra.sweeper.trial_number={trial.number}",
@@ -512,7 +631,13 @@ class SweepkitSweeperImpl(Sweeper):
             f"hydra.sweep.subdir={trial.number}",
         ]
 
-    def _launch(self, study: optuna.Study, trials: Sequence[optuna.Trial | FrozenTrial], fixed: dict[str, str], heartbeat: Heartbeat) -> None:
+    def _launch(
+        self,
+        study: optuna.Study,
+        trials: Sequence[optuna.Trial | FrozenTrial],
+        fixed: dict[str, str],
+        heartbeat: Heartbeat,
+    ) -> None:
         batch = [self._job_overrides(t, fixed) for t in trials]
         returns: Sequence[JobReturn] = []
         launch_error = None
@@ -521,7 +646,9 @@ class SweepkitSweeperImpl(Sweeper):
         except Exception as err:  # a worker process died, or the launcher itself failed
             launch_error = f"{type(err).__name__}: {err}"
             log.error("launcher failed for trials %s: %s", [t.number for t in trials], launch_error)
-        if runs_in_process(self.config.hydra.launcher):  # the job set up its own logging here (its log file): undo
+        if runs_in_process(
+            self.config.hydra.launcher
+        ):  # the job set up its own logging here (its log file): undo
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         for i, trial in enumerate(trials):
             heartbeat.trial_ids.discard(studies.trial_id(study, trial.number))
@@ -529,17 +656,23 @@ class SweepkitSweeperImpl(Sweeper):
             self._log_progress(study, trial.number)
 
     # -- settling outcomes ---------------------------------------------------------------------------
-    def _settle(self, study: optuna.Study, number: int, ret: JobReturn | None, launch_error: str | None) -> None:
+    def _settle(
+        self, study: optuna.Study, number: int, ret: JobReturn | None, launch_error: str | None
+    ) -> None:
         """Tell the trial's outcome when its job could not (crash, lost worker)."""
         if ret is None and not self.stop.requested:
             self._wait_while_alive(study, number)  # the job may still run (e.g. a sibling job's crash)
         trial = study.get_trials(deepcopy=False)[number]
         if trial.state.is_finished():
             return
-        if (ret is not None and isinstance(ret._return_value, TrialStopped)) or trial.system_attrs.get(studies.PREEMPTED):
+        if (ret is not None and isinstance(ret._return_value, TrialStopped)) or trial.system_attrs.get(
+            studies.PREEMPTED
+        ):
             return  # stopped by a signal: left RUNNING, preempted, to be resumed first
         if ret is not None and ret.status == JobStatus.COMPLETED:
-            studies.fail_trial(study, trial, f"the job returned {ret._return_value!r} without telling its trial")
+            studies.fail_trial(
+                study, trial, f"the job returned {ret._return_value!r} without telling its trial"
+            )
         elif ret is not None and isinstance(ret._return_value, optuna.TrialPruned):
             study.tell(number, state=TrialState.PRUNED)
         elif ret is not None:
@@ -555,7 +688,10 @@ class SweepkitSweeperImpl(Sweeper):
     def _wait_while_alive(self, study: optuna.Study, number: int) -> None:
         while True:
             trial = study.get_trials(deepcopy=False)[number]
-            if trial.state.is_finished() or time.time() - studies.last_sign_of_life(trial) > self.settings.grace_period:
+            if (
+                trial.state.is_finished()
+                or time.time() - studies.last_sign_of_life(trial) > self.settings.grace_period
+            ):
                 return
             self._pause(min(self.settings.heartbeat_interval, 2.0))
 
@@ -568,7 +704,11 @@ class SweepkitSweeperImpl(Sweeper):
         """One line per finished trial (its state, value, the best so far: sweepkit.sweep_summary)."""
         trial = study.get_trials(deepcopy=False)[number]
         summary = studies.summarize(study)
-        self.console.line(sweep_summary.trial_line(trial, summary, self.settings.n_trials, time.monotonic() - self.start_time))
+        self.console.line(
+            sweep_summary.trial_line(
+                trial, summary, self.settings.n_trials, time.monotonic() - self.start_time
+            )
+        )
         self.console.advance(summary.finished, sweep_summary.best_so_far(summary))
 
     # -- the end -------------------------------------------------------------------------------------
@@ -578,10 +718,19 @@ class SweepkitSweeperImpl(Sweeper):
         try:
             summary = studies.summarize(study)
             plots = plan.sweep_dir / sweep_summary.PLOTS_FOLDER
-            artifacts = save_plots(study, plots) + [save_results(study, plan.sweep_dir / sweep_summary.RESULTS_FILE)]
-            scaling = scaling_law.at_sweep_end(study, plots, str(self.config.get("objective", {}).get("metric", "value")))
+            artifacts = [
+                *save_plots(study, plots),
+                save_results(study, plan.sweep_dir / sweep_summary.RESULTS_FILE),
+            ]
+            scaling = scaling_law.at_sweep_end(
+                study, plots, str(self.config.get("objective", {}).get("metric", "value"))
+            )
             if parent is not None:
-                parent.log_summary(summary, self.settings.n_trials, artifacts + ([scaling.plot] if scaling and scaling.plot else []))
+                parent.log_summary(
+                    summary,
+                    self.settings.n_trials,
+                    artifacts + ([scaling.plot] if scaling and scaling.plot else []),
+                )
                 if scaling is not None:
                     parent.log_scaling(scaling.fits)
                 if (plan.sweep_dir / "lr_range_test").is_dir():
@@ -595,7 +744,9 @@ class SweepkitSweeperImpl(Sweeper):
         """The closing lines: best value by its metric's name and params, trials by state, epochs saved,
         and where to look (sweep folder, MLflow parent run and UI, the report command)."""
         objective = self.config.get("objective")
-        names = sweep_summary.metric_names(study, objective_metrics(objective.metric) if objective is not None else None)
+        names = sweep_summary.metric_names(
+            study, objective_metrics(objective.metric) if objective is not None else None
+        )
         where = sweep_summary.Where(plan.sweep_dir, plan.launch_dir)
         if parent is not None:
             where.mlflow_uri, where.parent_run_id = study.user_attrs.get(studies.MLFLOW_URI), parent.run_id

@@ -49,14 +49,18 @@ class LrCentres:
 def check_settings(settings: Mapping[str, Any], distributions: Mapping[str, BaseDistribution]) -> None:
     key = "hydra.sweeper.lr_range_test"
     if LR not in distributions:
-        raise ConfigError(f"{key}.enabled", True, f"needs {LR} in the search space (hydra.sweeper.params) to centre it")
+        raise ConfigError(
+            f"{key}.enabled", True, f"needs {LR} in the search space (hydra.sweeper.params) to centre it"
+        )
     if not settings["decades"] > 0:
         raise ConfigError(f"{key}.decades", settings["decades"], "must be > 0")
     if settings["suggestion"] not in SUGGESTIONS:
         raise one_of(f"{key}.suggestion", settings["suggestion"], SUGGESTIONS)
 
 
-def optimizer_choices(distributions: Mapping[str, BaseDistribution], fixed: Mapping[str, str], default: str) -> list[str]:
+def optimizer_choices(
+    distributions: Mapping[str, BaseDistribution], fixed: Mapping[str, str], default: str
+) -> list[str]:
     """The optimizers trials can get: the searched choices, or the one fixed (or default) optimizer."""
     searched = distributions.get(OPTIMIZER)
     if isinstance(searched, CategoricalDistribution):
@@ -68,7 +72,12 @@ def trial_optimizer(params: Mapping[str, Any], fixed: Mapping[str, str], default
     return str(params.get(OPTIMIZER, fixed.get(OPTIMIZER, default)))
 
 
-def range_test_config(compose: Callable[[list[str]], DictConfig], overrides: list[str], settings: Mapping[str, Any], out_dir: Path) -> DictConfig:
+def range_test_config(
+    compose: Callable[[list[str]], DictConfig],
+    overrides: list[str],
+    settings: Mapping[str, Any],
+    out_dir: Path,
+) -> DictConfig:
     """The sweep's fixed config with one optimizer, at the reference batch size, as ``lr_find`` reads it."""
     cfg = compose(overrides)
     with open_dict(cfg):
@@ -95,20 +104,33 @@ def run_range_tests(
     centres = {}
     try:
         for name in optimizers:
-            cfg = range_test_config(compose, [*fixed_overrides, f"{OPTIMIZER}={name}"], settings, out_dir / name)
+            cfg = range_test_config(
+                compose, [*fixed_overrides, f"{OPTIMIZER}={name}"], settings, out_dir / name
+            )
             try:
                 result = find_lr(cfg, make_tracker=NoTracker)
             except RangeTestFailed as err:
                 raise RangeTestError(f"the LR range test for optimizer={name} failed: {err}") from err
             centres[name] = result.suggestions[settings["suggestion"]].reference_lr
-            log.info("LR range test, optimizer %s at batch size %d: %s lr %.3g (plot %s)",
-                     name, cfg.data.batch_size, settings["suggestion"], centres[name], result.plot)
+            log.info(
+                "LR range test, optimizer %s at batch size %d: %s lr %.3g (plot %s)",
+                name,
+                cfg.data.batch_size,
+                settings["suggestion"],
+                centres[name],
+                result.plot,
+            )
     finally:
         release_device()
     return centres
 
 
-def lr_centres(study: optuna.Study, decades: float, optimizers: list[str], run_tests: Callable[[list[str]], dict[str, float]]) -> LrCentres:
+def lr_centres(
+    study: optuna.Study,
+    decades: float,
+    optimizers: list[str],
+    run_tests: Callable[[list[str]], dict[str, float]],
+) -> LrCentres:
     """The centres stored in the study; range tests only for optimizers it has none for yet."""
     stored = dict(study.user_attrs.get(STUDY_ATTR, {}))
     missing = [name for name in optimizers if name not in stored]

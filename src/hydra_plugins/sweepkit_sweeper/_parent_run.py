@@ -13,7 +13,14 @@ from optuna.trial import TrialState
 
 from sweepkit import studies
 from sweepkit.studies import StudySummary
-from sweepkit.tracking import mlflow_key, name_outcome, open_experiment, param_items, resolve_store, tracker_names
+from sweepkit.tracking import (
+    mlflow_key,
+    name_outcome,
+    open_experiment,
+    param_items,
+    resolve_store,
+    tracker_names,
+)
 
 log = logging.getLogger("sweepkit")
 
@@ -25,12 +32,16 @@ class ParentRun:
         self.client, self.run_id, self.metric_names = client, run_id, metric_names
 
     @classmethod
-    def open(cls, tracking: Mapping[str, Any], launch_dir: Path, study: optuna.Study, params: Mapping[str, Any]) -> ParentRun | None:
+    def open(
+        cls, tracking: Mapping[str, Any], launch_dir: Path, study: optuna.Study, params: Mapping[str, Any]
+    ) -> ParentRun | None:
         """Create (or reopen) the tracking database, experiment and parent run before any trial."""
         if "mlflow" not in tracker_names(tracking):
             return None
         uri, artifact_location = resolve_store(tracking["uri"], launch_dir)
-        client, experiment_id = open_experiment(uri, tracking["experiment"], tracking.get("artifact_location") or artifact_location)
+        client, experiment_id = open_experiment(
+            uri, tracking["experiment"], tracking.get("artifact_location") or artifact_location
+        )
         run_id = cls._existing(client, study)
         if run_id is None:
             # Workers starting one fresh study together: one makes the parent, the others find it.
@@ -56,8 +67,14 @@ class ParentRun:
     def _create(client, experiment_id: str, study: optuna.Study, params: Mapping[str, Any]) -> str:
         from mlflow.entities import Param
 
-        run = client.create_run(experiment_id, run_name=f"sweep-{study.study_name}", tags={"optuna.study": study.study_name, "sweepkit.role": "sweep"})
-        items = [Param(key, value) for key, value in param_items({"objective": objective(study), **params}).items()]
+        run = client.create_run(
+            experiment_id,
+            run_name=f"sweep-{study.study_name}",
+            tags={"optuna.study": study.study_name, "sweepkit.role": "sweep"},
+        )
+        items = [
+            Param(key, value) for key, value in param_items({"objective": objective(study), **params}).items()
+        ]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per call
             client.log_batch(run.info.run_id, params=items[i : i + 100])
         study.set_user_attr(studies.MLFLOW_PARENT_RUN_ID, run.info.run_id)
@@ -69,12 +86,24 @@ class ParentRun:
 
         # every state, zeros too: a count logged earlier (trials_running=1 of a stopped sweep) is put right
         metrics = {f"trials_{state.name.lower()}": summary.counts.get(state.name, 0) for state in TrialState}
-        metrics.update({"trials_finished": summary.finished, "n_trials": n_trials, "epochs_run": summary.epochs_run,
-                        "epochs_budget": summary.epochs_budget, "epochs_saved_share": summary.epochs_saved_share})
+        metrics.update(
+            {
+                "trials_finished": summary.finished,
+                "n_trials": n_trials,
+                "epochs_run": summary.epochs_run,
+                "epochs_budget": summary.epochs_budget,
+                "epochs_saved_share": summary.epochs_saved_share,
+            }
+        )
         if summary.best_values is not None:
             # best_value for whoever reads it by that key; best/<metric> says which metric it is
-            metrics.update({"best_value": summary.best_values[0], mlflow_key(f"best/{self.metric_names[0]}"): summary.best_values[0],
-                            "best_trial": summary.best_number})
+            metrics.update(
+                {
+                    "best_value": summary.best_values[0],
+                    mlflow_key(f"best/{self.metric_names[0]}"): summary.best_values[0],
+                    "best_trial": summary.best_number,
+                }
+            )
         step = summary.finished
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), 0, step) for k, v in metrics.items()])
         if summary.best_number is not None:
@@ -102,7 +131,9 @@ class ParentRun:
 
 def objective(study: optuna.Study) -> str:
     """What the study optimizes, as the parent run's ``objective`` param: ``val/acc maximize``."""
-    return ", ".join(f"{name} {d.name.lower()}" for name, d in zip(studies.metric_names(study), study.directions))
+    return ", ".join(
+        f"{name} {d.name.lower()}" for name, d in zip(studies.metric_names(study), study.directions)
+    )
 
 
 def close_child(client_uri: str, run_id: str, reason: str) -> None:

@@ -15,7 +15,12 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
 from optuna.distributions import (
-    BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution, distribution_to_json, json_to_distribution,
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+    json_to_distribution,
 )
 
 from sweepkit.errors import ConfigError
@@ -38,7 +43,9 @@ def _range(override: Override, value: RangeSweep) -> BaseDistribution:
     if value.shuffle:
         return _choices(override)
     if not (value.step > 0 and value.start <= value.stop):
-        raise ConfigError(override.get_key_element(), _written(override), "needs start <= stop and a step > 0")
+        raise ConfigError(
+            override.get_key_element(), _written(override), "needs start <= stop and a step > 0"
+        )
     if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
         return FloatDistribution(value.start, value.stop, step=value.step)
     return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
@@ -47,9 +54,15 @@ def _range(override: Override, value: RangeSweep) -> BaseDistribution:
 def _interval(override: Override, value: IntervalSweep) -> BaseDistribution:
     log = "log" in value.tags
     if not value.start <= value.end:
-        raise ConfigError(override.get_key_element(), _written(override), f"is reversed: write interval({value.end}, {value.start})")
+        raise ConfigError(
+            override.get_key_element(),
+            _written(override),
+            f"is reversed: write interval({value.end}, {value.start})",
+        )
     if log and value.start <= 0:
-        raise ConfigError(override.get_key_element(), _written(override), "is log-scaled, so its bounds must be > 0")
+        raise ConfigError(
+            override.get_key_element(), _written(override), "is log-scaled, so its bounds must be > 0"
+        )
     if isinstance(value.start, int) and isinstance(value.end, int):
         return IntDistribution(value.start, value.end, log=log)
     return FloatDistribution(value.start, value.end, log=log)
@@ -62,13 +75,19 @@ def distribution(override: Override) -> BaseDistribution | str:
     value = override.value()
     if isinstance(value, ChoiceSweep):
         if not value.list:
-            raise ConfigError(override.get_key_element(), _written(override), "is an empty choice: list at least one value")
+            raise ConfigError(
+                override.get_key_element(), _written(override), "is an empty choice: list at least one value"
+            )
         return _choices(override)
     if isinstance(value, RangeSweep):
         return _range(override, value)
     if isinstance(value, IntervalSweep):
         return _interval(override, value)
-    raise ConfigError(override.get_key_element(), override.input_line, "uses a sweep form the sweepkit sweeper does not know")
+    raise ConfigError(
+        override.get_key_element(),
+        override.input_line,
+        "uses a sweep form the sweepkit sweeper does not know",
+    )
 
 
 def parse_search_space(overrides: Iterable[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
@@ -100,7 +119,9 @@ def as_record(distributions: dict[str, BaseDistribution]) -> dict[str, str]:
     return {name: distribution_to_json(d) for name, d in sorted(distributions.items())}
 
 
-def check_unchanged(study_name: str, recorded: dict[str, str], distributions: dict[str, BaseDistribution]) -> None:
+def check_unchanged(
+    study_name: str, recorded: dict[str, str], distributions: dict[str, BaseDistribution]
+) -> None:
     """A resumed study keeps its search space: another one would mix incomparable trials in one study."""
     current = as_record(distributions)
     for name in sorted(set(recorded) | set(current)):
@@ -108,7 +129,8 @@ def check_unchanged(study_name: str, recorded: dict[str, str], distributions: di
             old = repr(json_to_distribution(recorded[name])) if name in recorded else "(not searched)"
             new = repr(distributions[name]) if name in current else "(not searched)"
             raise ConfigError(
-                f"hydra.sweeper.params.{name}", new,
+                f"hydra.sweeper.params.{name}",
+                new,
                 f"differs from study {study_name}'s search space, {old}: keep that space to resume it, or start a new "
                 "study for this one (hydra.sweeper.study_name=<new name>)",
             )

@@ -27,7 +27,9 @@ class Slots:
         return self.size - len(self._threads)
 
     def start(self, key: int, call: Callable[[], None]) -> None:
-        thread = threading.Thread(target=self._run, args=(key, call), name=f"sweepkit-trial-{key}", daemon=True)
+        thread = threading.Thread(
+            target=self._run, args=(key, call), name=f"sweepkit-trial-{key}", daemon=True
+        )
         self._threads[key] = thread
         thread.start()
 

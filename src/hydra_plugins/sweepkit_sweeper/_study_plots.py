@@ -20,19 +20,19 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-import yaml  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-from optuna.study import StudyDirection  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
-from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
+import matplotlib.pyplot as plt
+import optuna
+import yaml
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from optuna.visualization import matplotlib as optuna_plots
 
-from sweepkit.scaling_law import BATCH, LR, OPTIMIZER  # noqa: E402
-from sweepkit.studies import metric_names  # noqa: E402
+from sweepkit.scaling_law import BATCH, LR, OPTIMIZER
+from sweepkit.studies import metric_names
 
 log = logging.getLogger("sweepkit")
 CONTOUR_PARAMS = (LR, BATCH)
@@ -71,7 +71,11 @@ def draw_plots(study: optuna.Study) -> Iterator[tuple[str, Figure]]:
             with warnings.catch_warnings(), plt.style.context("default"):
                 warnings.simplefilter("ignore")  # "experimental" and "too few trials" warnings
                 drawn = plot()
-            figure = drawn if isinstance(drawn, Figure) else (drawn.flat[0] if hasattr(drawn, "flat") else drawn).get_figure()
+            figure = (
+                drawn
+                if isinstance(drawn, Figure)
+                else (drawn.flat[0] if hasattr(drawn, "flat") else drawn).get_figure()
+            )
             if not isinstance(drawn, Figure):  # Optuna's: sized here; ours are sized where drawn
                 figure.set_size_inches(*FIGURE_SIZE)
                 figure.tight_layout()
@@ -111,14 +115,22 @@ def optimization_history(study: optuna.Study) -> Figure:
     name = metric_names(study)[0]
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.value)]
-    pruned = [(t.number, last[1]) for t in trials if t.state == TrialState.PRUNED and (last := last_reported(t))]
+    pruned = [
+        (t.number, last[1]) for t in trials if t.state == TrialState.PRUNED and (last := last_reported(t))
+    ]
     if not complete and not pruned:
         raise ValueError("no trial has a value yet")
     figure = Figure(figsize=FIGURE_SIZE)
     ax = figure.subplots()
     if complete:
         color, marker = STATE_STYLES[TrialState.COMPLETE]
-        ax.scatter([t.number for t in complete], [t.value for t in complete], color=color, marker=marker, label=f"complete ({len(complete)})")
+        ax.scatter(
+            [t.number for t in complete],
+            [t.value for t in complete],
+            color=color,
+            marker=marker,
+            label=f"complete ({len(complete)})",
+        )
         better = max if study.direction == StudyDirection.MAXIMIZE else min
         best, so_far = [], None
         for t in complete:
@@ -127,7 +139,9 @@ def optimization_history(study: optuna.Study) -> Figure:
         ax.step([t.number for t in complete], best, where="post", color="tab:red", label="best so far")
     if pruned:
         color, marker = STATE_STYLES[TrialState.PRUNED]
-        ax.scatter(*zip(*pruned), color=color, marker=marker, label=f"pruned ({len(pruned)}): last reported value")
+        ax.scatter(
+            *zip(*pruned), color=color, marker=marker, label=f"pruned ({len(pruned)}): last reported value"
+        )
     ax.set(xlabel="trial", ylabel=name, title=f"optimization history: {name}")
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -152,8 +166,13 @@ def intermediate_values(study: optuna.Study) -> Figure:
         ax.plot(steps[-1:], [t.intermediate_values[steps[-1]]], color=color, marker=marker, linestyle="none")
         counts[t.state] = counts.get(t.state, 0) + 1
     handles = [
-        Line2D([], [], color=STATE_STYLES.get(state, ("tab:gray", "."))[0], marker=STATE_STYLES.get(state, ("tab:gray", "."))[1],
-               label=f"{state.name.lower()} ({n})")
+        Line2D(
+            [],
+            [],
+            color=STATE_STYLES.get(state, ("tab:gray", "."))[0],
+            marker=STATE_STYLES.get(state, ("tab:gray", "."))[1],
+            label=f"{state.name.lower()} ({n})",
+        )
         for state, n in counts.items()
     ]
     ax.legend(handles=handles, title="trials")
@@ -169,18 +188,27 @@ def parallel_coordinate(study: optuna.Study) -> Figure:
     ax = optuna_plots.plot_parallel_coordinate(study, target_name=metric_names(study)[0])
     figure = ax.get_figure()
     labels = [label.get_text() for label in ax.get_xticklabels()]
-    width = max(FIGURE_SIZE[0], 0.11 * sum(max(len(text), 8) for text in labels) + 2.5)  # ~0.11 in per character at 10 pt
+    width = max(
+        FIGURE_SIZE[0], 0.11 * sum(max(len(text), 8) for text in labels) + 2.5
+    )  # ~0.11 in per character at 10 pt
     figure.set_size_inches(width, FIGURE_SIZE[1])
     ax.set_xticks(ax.get_xticks(), labels, rotation=0, ha="center")
     figure.tight_layout()
     # each parameter's axis labels its lowest tick at the bottom edge: the names go below the lowest
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
-    ticks = [t for other in figure.axes[1:] for t in (*other.get_yticklabels(), *other.get_yticklabels(minor=True)) if t.get_visible() and t.get_text()]
+    ticks = [
+        t
+        for other in figure.axes[1:]
+        for t in (*other.get_yticklabels(), *other.get_yticklabels(minor=True))
+        if t.get_visible() and t.get_text()
+    ]
     ticks += [t for t in ax.get_yticklabels() if t.get_text()]
     frame = ax.get_window_extent(renderer)
     boxes = [t.get_window_extent(renderer) for t in ticks]
-    shown = [box for box in boxes if frame.y0 - 1 <= (box.y0 + box.y1) / 2 <= frame.y1 + 1]  # a log axis labels ticks out of view too
+    shown = [
+        box for box in boxes if frame.y0 - 1 <= (box.y0 + box.y1) / 2 <= frame.y1 + 1
+    ]  # a log axis labels ticks out of view too
     reach = frame.y0 - min((box.y0 for box in shown), default=frame.y0)
     ax.tick_params(axis="x", pad=max(reach, 0) * 72 / figure.dpi + 4)
     figure.tight_layout()
@@ -191,8 +219,11 @@ def lr_batch_contours(study: optuna.Study) -> Figure:
     """The objective over learning rate and batch size, one panel per optimizer (each optimizer's lr
     has its own scale: one map over all of them would mix them), on one colour scale."""
     name = metric_names(study)[0]
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if set(CONTOUR_PARAMS) <= set(t.params) and _finite(t.value)]
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if set(CONTOUR_PARAMS) <= set(t.params) and _finite(t.value)
+    ]
     if len(complete) < 2:
         raise ValueError("fewer than 2 completed trials")
     groups: dict[str, list[FrozenTrial]] = {}
@@ -211,7 +242,7 @@ def lr_batch_contours(study: optuna.Study) -> Figure:
             except (RuntimeError, ValueError):  # collinear points: no triangulation, the points alone
                 pass
         points = ax.scatter(xs, ys, c=values, cmap="viridis", norm=norm, edgecolors="black", label=optimizer)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{10 ** x:.2g}"))  # log10 positions, lr labels
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{10**x:.2g}"))  # log10 positions, lr labels
         ax.set(title=f"optimizer {optimizer}" if optimizer else "all trials", xlabel=f"{LR} (log scale)")
         ax.margins(0.08)  # points on the edge of the searched ranges stay whole
         ax.grid(True, alpha=0.3)
@@ -234,8 +265,17 @@ def results(study: optuna.Study) -> dict[str, Any]:
             return {**head, "best_params": None, "best_value": None}
         best = study.best_trial
         return {**head, "best_trial": best.number, "best_params": best.params, "best_value": best.value}
-    front = [{"number": t.number, "params": t.params, "values": t.values} for t in study.best_trials] if completed else []
-    return {"name": study.study_name, "metrics": names, "directions": [d.name.lower() for d in study.directions], "pareto_front": front}
+    front = (
+        [{"number": t.number, "params": t.params, "values": t.values} for t in study.best_trials]
+        if completed
+        else []
+    )
+    return {
+        "name": study.study_name,
+        "metrics": names,
+        "directions": [d.name.lower() for d in study.directions],
+        "pareto_front": front,
+    }
 
 
 def save_results(study: optuna.Study, path: Path) -> Path:

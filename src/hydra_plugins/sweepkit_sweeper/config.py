@@ -5,7 +5,6 @@
 Every key is a ``hydra.sweeper.<key>`` override; the presets in ``conf/hparams_search/`` set most.
 """
 
-
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +87,9 @@ class SweepkitSweeperConf:
     parent_run_id: str | None = None
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="sweepkit", node=SweepkitSweeperConf, provider="sweepkit")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="sweepkit", node=SweepkitSweeperConf, provider="sweepkit"
+)
 sweep_grids.register()  # ${sweepkit.log_grid:...} in presets resolve from the first compose on
 
 

@@ -7,7 +7,6 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 
-
 class SweepkitSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         from sweepkit import console
@@ -16,6 +15,8 @@ class SweepkitSearchPathPlugin(SearchPathPlugin):
             return
         from sweepkit.train import CONFIG_DIR
 
-        present = {element.path.removeprefix("file://") for element in search_path.get_path()}  # a plain path is a folder too
+        present = {
+            element.path.removeprefix("file://") for element in search_path.get_path()
+        }  # a plain path is a folder too
         if CONFIG_DIR not in present:
             search_path.append(provider="sweepkit", path=f"file://{CONFIG_DIR}")

@@ -4,7 +4,6 @@ The plugin class is thin: the logic is in ``_impl`` (imported on use, so that Hy
 every start stays fast).
 """
 
-
 from typing import Any
 
 from hydra.plugins.sweeper import Sweeper
