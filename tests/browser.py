@@ -30,6 +30,21 @@ FLAGS = [
 ]
 
 
+def screenshot_and_dom(url: str, screenshot: Path, window: str, budget_ms: int, timeout: float) -> str:
+    """Load ``url`` once in headless Chromium (its virtual clock run ``budget_ms`` ahead, so the page's
+    scripts settle), save a screenshot and return the rendered DOM."""
+    flags = [
+        *(flag for flag in FLAGS if flag != "--remote-allow-origins=*"),
+        f"--user-data-dir={screenshot.parent / (screenshot.stem + '-profile')}",
+        f"--window-size={window}",
+        f"--virtual-time-budget={budget_ms}",
+        f"--screenshot={screenshot}",
+        "--dump-dom",
+    ]
+    done = subprocess.run([str(CHROMIUM), *flags, url], capture_output=True, text=True, timeout=timeout)
+    return done.stdout
+
+
 class Page:
     """One tab: evaluate JavaScript in it, wait for a condition, take a screenshot."""
 

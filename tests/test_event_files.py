@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 import torch
+from browser import CHROMIUM, screenshot_and_dom
 from conftest import compose_config
 from mlflow import MlflowClient
 from postgres import free_port
@@ -30,7 +31,6 @@ from sweepkit.tracking import MlflowTracker, NoTracker, Trackers, build_tracker
 from sweepkit.training import run
 
 VENV_BIN = Path(sys.executable).parent
-CHROMIUM = Path("/usr/bin/chromium")
 EPOCH_METRICS = ("train/loss", "val/loss", "val/acc", "lr", "epoch_time_s", "train/samples_per_s")
 FINAL_METRICS = ("test/loss", "test/acc", "best/val/acc")
 STATUS = {api_pb2.Status.Value(name): name for name in ("STATUS_SUCCESS", "STATUS_FAILURE")}
@@ -409,29 +409,7 @@ def test_tensorboard_scalars_page_shows_the_trials_in_a_browser(sweep, tensorboa
     # Headless Chromium renders the time-series dashboard: one run per trial, the metric groups, no error page.
     _, study, _ = sweep
     screenshot = tmp_path / "scalars.png"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,1600",
-        "--virtual-time-budget=20000",
-        f"--screenshot={screenshot}",
-        "--dump-dom",
-    ]
-    done = subprocess.run(
-        [str(CHROMIUM), *flags, f"{tensorboard_server}/#timeseries"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    dom = done.stdout
+    dom = screenshot_and_dom(f"{tensorboard_server}/#timeseries", screenshot, "1400,1600", 20000, timeout=180)
     groups = set(re.findall(r'class="group-title" title="([^"]+)"', dom))  # one card group per tag prefix
     assert {"train", "val", "test", "best", "lr", "inputs"} <= groups, groups
     assert 'title="best/val/acc"' in dom  # the first group's card is open

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 import torch
+from browser import CHROMIUM, screenshot_and_dom
 from conftest import compose_config
 from mlflow import MlflowClient
 from mlflow_server import serve_mlflow
@@ -28,7 +29,6 @@ from sweepkit.train import cli
 from sweepkit.training import build, group_choices, run
 
 VENV_BIN = Path(sys.executable).parent
-CHROMIUM = Path("/usr/bin/chromium")
 EPOCH_METRICS = ("train/loss", "val/loss", "val/acc", "lr", "epoch_time_s", "train/samples_per_s")
 FINAL_METRICS = ("test/loss", "test/acc", "best/val/acc")
 ARTIFACTS = ("checkpoints/best.pt", "checkpoints/last.pt", "config.yaml", "plots/learning_curve.png")
@@ -451,24 +451,7 @@ def test_mlflow_ui_run_page_shows_the_run_in_a_browser(ui_server, served_run, tm
     found = api(url, "runs/get", run_id=served_run)["run"]
     page = f"{url}/#/experiments/{found['info']['experiment_id']}/runs/{served_run}?workflowType=machine_learning"
     screenshot = tmp_path / "run_page.png"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,2200",
-        "--virtual-time-budget=15000",
-        f"--screenshot={screenshot}",
-        "--dump-dom",
-    ]
-    done = subprocess.run([str(CHROMIUM), *flags, page], capture_output=True, text=True, timeout=120)
-    dom = done.stdout
+    dom = screenshot_and_dom(page, screenshot, "1400,2200", 15000, timeout=120)
     for text in (
         found["info"]["run_name"],
         "Finished",
