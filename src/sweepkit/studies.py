@@ -100,6 +100,9 @@ def _open_storage(url: str, pid: int) -> BaseStorage:
 
 
 SCHEMA_RACE_RETRIES = 5
+# what a loser of the race to make a fresh database's schema is told: its CREATE TABLE, or its row in
+# alembic's version table (SQLite's words), came second
+SCHEMA_RACES = ("already exists", "UNIQUE constraint failed: alembic_version")
 
 
 def _rdb_storage(url: str) -> BaseStorage:
@@ -107,14 +110,14 @@ def _rdb_storage(url: str) -> BaseStorage:
     they race to create Optuna's tables and types, and the losers' CREATE fails with "already
     exists"; opening again then finds the schema made."""
     from optuna.storages import RDBStorage
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(1, SCHEMA_RACE_RETRIES):
         try:
             return RDBStorage(url, engine_kwargs=engine_kwargs)
-        except (IntegrityError, ProgrammingError) as err:
-            if "already exists" not in str(err):
+        except (IntegrityError, OperationalError, ProgrammingError) as err:  # SQLite: OperationalError
+            if not any(race in str(err) for race in SCHEMA_RACES):
                 raise
             time.sleep(0.2 * attempt)
     return RDBStorage(url, engine_kwargs=engine_kwargs)
