@@ -188,9 +188,9 @@ def test_a_stop_signal_at_any_moment_ends_clean_and_the_rerun_finishes_at_once(m
     assert not [c for c in view.children if c.info.status == "RUNNING"]
     stopped = [t.number for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
 
-    rerun = run_sweep(
-        tmp_path, *STOPPABLE, "hydra.verbose=hydra_plugins", timeout=300
-    )  # the launcher's "Launching" lines
+    # hydra.verbose: the launcher's "Launching" lines, quiet in a sweep otherwise (basic or a plugin's)
+    verbose = "hydra.verbose=[hydra._internal.core_plugins.basic_launcher,hydra_plugins]"
+    rerun = run_sweep(tmp_path, *STOPPABLE, verbose, timeout=300)
     study = only_study(tmp_path)
     assert len(finished(study)) == 3 and not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in finished(study):

@@ -93,7 +93,9 @@ def quiet_launcher(launcher: Any, verbose: Any) -> None:
         ".".join(module.split(".")[:2]) if module.startswith("hydra_plugins.") else module
     )  # the plugin's package
     asked = [verbose] if isinstance(verbose, str) else list(verbose) if not isinstance(verbose, bool) else []
-    if verbose is True or any(name.startswith(str(n)) or str(n).startswith(name) for n in asked):
+    if verbose is True or any(
+        name == str(n) or name.startswith(f"{n}.") for n in asked
+    ):  # it, or a logger above it
         return
     logging.getLogger(name).setLevel(logging.WARNING)
 
