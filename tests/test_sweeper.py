@@ -421,9 +421,12 @@ def test_report_shows_trials_best_and_saved_epochs(tmp_path):
 def test_preempted_trial_resumes_under_its_number_without_reporting_an_epoch_twice(tmp_path):
     # SIGUSR1 (a scheduler's warning) stops the running trial at a safe point with last.pt written;
     # the same command resumes that trial number from last.pt, each epoch reported and logged once.
+    # n_jobs=2 keeps an idle joblib worker beside the busy one: the group's signal reaches it too, and
+    # it must not take the pool (and the trial) down before the trial is marked preempted.
     command = [
         *FAST_SEARCH,
         "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.n_jobs=2",
         "trainer.max_epochs=30",
         "data.batch_size=16",
         "hydra.sweeper.pruner=NopPruner",
@@ -436,11 +439,15 @@ def test_preempted_trial_resumes_under_its_number_without_reporting_an_epoch_twi
             and any(len(t.intermediate_values) >= 3 for t in only_study(tmp_path).get_trials(deepcopy=False))
         )
     )
-    kill_group(process, signal.SIGUSR1)
+    output = kill_group(process, signal.SIGUSR1)
     assert process.returncode != 0
     study = only_study(tmp_path)
     trial = study.trials[0]
-    assert trial.state == TrialState.RUNNING and trial.system_attrs.get(studies.PREEMPTED)
+    assert trial.state == TrialState.RUNNING and trial.system_attrs.get(studies.PREEMPTED), (
+        trial.system_attrs,
+        output,
+        train_log(tmp_path, study.study_name, 0),
+    )
     from sweepkit import checkpoint
 
     stopped_at = checkpoint.load(tmp_path / "multirun" / study.study_name / "0" / "checkpoints" / "last.pt")[
@@ -456,6 +463,11 @@ def test_preempted_trial_resumes_under_its_number_without_reporting_an_epoch_twi
     view = MlflowView.read(tmp_path)
     history = view_history(tmp_path, view.child(0).info.run_id, "val/acc")
     assert [m.step for m in history] == list(range(1, 31))
+
+
+def train_log(cwd, study_name: str, number: int) -> str:
+    log_file = cwd / "multirun" / study_name / str(number) / "train.log"
+    return log_file.read_text() if log_file.exists() else f"(no {log_file})"
 
 
 def view_history(cwd, run_id, key):

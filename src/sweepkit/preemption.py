@@ -10,6 +10,11 @@ means "now": it raises :class:`~sweepkit.errors.Stopped` wherever the program is
   checkpoint-and-requeue, or the sweep's own (the trial ran in the sweep process).
 - :class:`SweepStop` serves the sweep process: it asks the sweep's workers to stop too and lets the
   sweep end between trials, its parent run KILLED.
+- :func:`relay_through_the_sweep` serves the sweep's launch threads: the worker processes they start
+  (joblib's, loky's resource trackers, submitit's local jobs) block the stop signals while they run no
+  trial, so a signal sent to the whole process group (Ctrl-C in a terminal, a scheduler's warning)
+  reaches them only as the sweep forwards it. An idle joblib worker that died of one would take the whole
+  pool down, and the trial running in a sibling worker with it, before that trial is marked preempted.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
 # A signal repeated this soon is the same request (Ctrl-C reaches a worker directly and again through
 # the sweep, which forwards it); later, it means "stop now".
 SAME_REQUEST_S = 1.0
-WORKER_EXIT_S = 5.0  # idle workers of a stopped sweep get this long to exit on SIGTERM, then are killed
 
 
 @dataclass
@@ -79,11 +83,12 @@ def on_preemption(
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, handle)
+    mask = _unblock()  # in a sweep's worker: a signal that came while it was idle is handled now
     try:
         yield handover
     except BaseException:
         chained = stopped() if received else None
-        _restore(previous)
+        _hand_back(previous, mask)
         if chained is not None:
             chained(received[0], None)
         raise
@@ -91,12 +96,35 @@ def on_preemption(
         if received:
             stopped()
     finally:
-        _restore(previous)
+        _hand_back(previous, mask)
 
 
 def _restore(handlers: dict) -> None:
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
+
+
+def _unblock() -> set | None:
+    """Let the stop signals in (this thread); returns the mask to hand back (None: no signal masks)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _hand_back(handlers: dict, mask: set | None) -> None:
+    """The mask first: in a sweep's worker, a repeat of the request arriving now waits (blocked) instead
+    of meeting the default action, which would kill the worker and its pool."""
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    _restore(handlers)
+
+
+def relay_through_the_sweep() -> None:
+    """Block the stop signals in this (launch) thread, and so in every process it starts: they reach the
+    sweep's workers through the sweep (:meth:`SweepStop.handle` forwards them), and a job unblocks them
+    while it runs its trial (:func:`on_preemption`)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 class SweepStop:
@@ -125,7 +153,7 @@ class SweepStop:
     def __exit__(self, *exc: object) -> None:
         _restore(self._previous)
         if self.signum is not None:
-            end_idle_workers()
+            end_workers()
 
     def handle(self, signum: int, frame: object = None) -> None:
         if self.signum is not None:
@@ -153,12 +181,8 @@ def _children_signal(signum: int) -> list:
     return children
 
 
-def end_idle_workers() -> None:
-    """After a stopped sweep: no worker of it goes on (joblib keeps idle workers for reuse)."""
-    import psutil
-
-    children = _children_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(children, timeout=WORKER_EXIT_S)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
+def end_workers() -> None:
+    """After a stopped sweep, no worker of it goes on: a job still running its trial (the sweep was told
+    to stop now) gets the request again and stops at once; idle joblib workers block it and end with
+    their pool as the sweep exits (loky hands each an end-of-work item and waits for it)."""
+    _children_signal(signal.SIGTERM)

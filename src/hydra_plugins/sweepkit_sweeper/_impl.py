@@ -58,7 +58,7 @@ from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
 from sweepkit import journal, scaling_law, studies, sweep_summary
 from sweepkit.errors import ConfigError, RunFailed, one_of, writable_folder
 from sweepkit.optuna_parts import build_optuna_part
-from sweepkit.preemption import SweepStop
+from sweepkit.preemption import SweepStop, relay_through_the_sweep
 from sweepkit.progress import SweepProgress
 from sweepkit.tasks import objective_metrics, objective_modes
 from sweepkit.trial import TrialStopped, TrialTask
@@ -528,7 +528,19 @@ class SweepkitSweeperImpl(Sweeper):
             self._launch(study, trials, fixed, heartbeat)
             return
         for trial in trials:
-            slots.start(trial.number, lambda trial=trial: self._launch(study, [trial], fixed, heartbeat))
+            slots.start(trial.number, lambda trial=trial: self._launch_apart(study, trial, fixed, heartbeat))
+
+    def _launch_apart(
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial | FrozenTrial,
+        fixed: dict[str, str],
+        heartbeat: Heartbeat,
+    ) -> None:
+        """One trial, from a launch thread: the worker processes started from here take stop signals
+        from the sweep only (a group's Ctrl-C killing an idle joblib worker would break the pool)."""
+        relay_through_the_sweep()
+        self._launch(study, [trial], fixed, heartbeat)
 
     def _pause(self, seconds: float) -> None:
         """Sleep, but wake for a stop signal within a fraction of a second."""

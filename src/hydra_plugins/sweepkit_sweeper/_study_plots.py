@@ -10,6 +10,7 @@ lr x batch size map, one panel per optimizer (one map over all optimizers mixes 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -61,6 +62,17 @@ def _plotters(study: optuna.Study) -> dict[str, Callable[[], Any]]:
     return plotters
 
 
+@contextlib.contextmanager
+def _optuna_quiet() -> Iterator[None]:
+    """Optuna's plots log "does not have any completed trials" as warnings; the skip line says it."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def draw_plots(study: optuna.Study) -> Iterator[tuple[str, Figure]]:
     """Every plot that can be drawn now, by name, laid out for saving; a plot that cannot (too few
     trials, a single distinct value) is skipped with a log line, never failing the sweep. The caller
@@ -68,7 +80,7 @@ def draw_plots(study: optuna.Study) -> Iterator[tuple[str, Figure]]:
     for name, plot in _plotters(study).items():
         try:
             # Optuna's plots switch matplotlib to its ggplot style for good: a context keeps that in them
-            with warnings.catch_warnings(), plt.style.context("default"):
+            with warnings.catch_warnings(), plt.style.context("default"), _optuna_quiet():
                 warnings.simplefilter("ignore")  # "experimental" and "too few trials" warnings
                 drawn = plot()
             figure = (
