@@ -27,7 +27,8 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from sweepkit import studies
 from sweepkit.errors import ConfigError
 from sweepkit.event_files import TensorBoardTracker
-from sweepkit.tracking import MlflowTracker, NoTracker, Trackers, build_tracker
+from sweepkit.mlflow_runs import MlflowTracker
+from sweepkit.tracking import NoTracker, Trackers, build_tracker
 from sweepkit.training import run
 
 VENV_BIN = Path(sys.executable).parent

@@ -185,7 +185,7 @@ OWN_APP_CONFIG = textwrap.dedent("""
     x: 0.0
     steps: 6
     tracking:
-      trackers: {mlflow: sweepkit.tracking.mlflow_tracker}   # the sweeper opens a parent run, each trial a child
+      trackers: {mlflow: sweepkit.mlflow_runs.mlflow_tracker}   # the sweeper opens a parent run, each trial a child
       uri: null
       experiment: my_app
     hydra:
@@ -212,7 +212,7 @@ def test_the_sweeper_prunes_an_own_hydra_app_through_current_trial(launcher, tra
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "app.yaml").write_text(OWN_APP_CONFIG)
     (tmp_path / "app.py").write_text(OWN_APP)
-    selected = "sweepkit.tracking.mlflow_tracker" if tracking == "mlflow" else "null"
+    selected = "sweepkit.mlflow_runs.mlflow_tracker" if tracking == "mlflow" else "null"
     done = subprocess.run(
         [sys.executable, "app.py", f"tracking.trackers.mlflow={selected}", *launcher],
         cwd=tmp_path,

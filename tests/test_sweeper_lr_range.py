@@ -5,6 +5,7 @@ import re
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from sweeps import FAST_SEARCH, MlflowView, only_study, run_sweep
 
@@ -14,8 +15,10 @@ from hydra_plugins.sweepkit_sweeper._lr_range import (
     check_settings,
     lr_centres,
     optimizer_choices,
+    range_test_settings,
 )
 from sweepkit.errors import ConfigError
+from sweepkit.train import CONFIG_DIR
 
 SETTINGS = {"decades": 1.0, "suggestion": "valley"}
 
@@ -27,6 +30,12 @@ def test_the_range_spans_the_given_decades_centred_on_the_suggestion_in_log_spac
         and distribution.low == pytest.approx(1e-3 / math.sqrt(10))
         and distribution.high == pytest.approx(1e-3 * math.sqrt(10))
     )
+
+
+def test_the_range_test_takes_lr_find_yaml_where_the_sweeper_sets_no_value():
+    lr_find_yaml = OmegaConf.to_container(OmegaConf.load(f"{CONFIG_DIR}/lr_find.yaml").lr_find)
+    assert range_test_settings({**SETTINGS, "min_lr": None}) == lr_find_yaml
+    assert range_test_settings({**SETTINGS, "max_lr": 1.0}) == {**lr_find_yaml, "max_lr": 1.0}
 
 
 def test_optimizers_are_the_searched_choices_or_the_one_fixed():
@@ -80,7 +89,7 @@ def test_centred_sweep_runs_a_range_test_per_optimizer_and_draws_lrs_around_it(t
     # folder and on the parent run, every trial's lr inside its optimizer's decade; a resumed sweep
     # reuses the stored suggestions instead of testing again.
     base = [*FAST_SEARCH, "hparams_search=lr_range_centred", "trainer.max_epochs=2"]
-    run_sweep(tmp_path, *base, "hydra.sweeper.n_trials=4")
+    run_sweep(tmp_path, *base, "hydra.sweeper.n_trials=2")
     study = only_study(tmp_path)
     centres = study.user_attrs[STUDY_ATTR]
     assert set(centres) == {"sgd", "adam", "adamw", "rmsprop"}
@@ -88,7 +97,7 @@ def test_centred_sweep_runs_a_range_test_per_optimizer_and_draws_lrs_around_it(t
     sweep_dir = tmp_path / "multirun" / study.study_name
     assert all((sweep_dir / "lr_range_test" / name / "lr_find.png").exists() for name in centres)
 
-    second = run_sweep(tmp_path, *base, "hydra.sweeper.n_trials=6")
+    second = run_sweep(tmp_path, *base, "hydra.sweeper.n_trials=3")
     assert "stored suggestions are reused" in second.stdout + second.stderr
     study = only_study(tmp_path)
     assert study.user_attrs[STUDY_ATTR] == centres

@@ -24,7 +24,8 @@ from sweeps import empty_store
 from sweepkit import provenance
 from sweepkit.errors import ConfigError
 from sweepkit.loop import evaluate
-from sweepkit.tracking import MAX_PARAM_VALUE, build_tracker, resolve_store
+from sweepkit.mlflow_runs import MAX_PARAM_VALUE, resolve_store
+from sweepkit.tracking import build_tracker
 from sweepkit.train import cli
 from sweepkit.training import build, group_choices, run
 
@@ -267,7 +268,7 @@ launch = pathlib.Path(sys.argv[1])
 (launch / f"ready-{sys.argv[2]}").touch()
 while not (launch / "go").exists():
     time.sleep(0.01)
-cfg = {"trackers": {"mlflow": "sweepkit.tracking.mlflow_tracker"}, "uri": None, "artifact_location": None, "experiment": "parallel",
+cfg = {"trackers": {"mlflow": "sweepkit.mlflow_runs.mlflow_tracker"}, "uri": None, "artifact_location": None, "experiment": "parallel",
        "system_metrics": False}
 tracker = build_tracker(cfg, launch)
 tracker.start(f"job-{sys.argv[2]}", {"job": sys.argv[2]}, {})
@@ -494,7 +495,6 @@ def test_mlflow_ui_runs_table_tells_a_pruned_trial_from_a_finished_one(ui_server
         *FAST_SEARCH,
         "tracking.experiment=sweep",
         "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.n_jobs=1",
         "trainer.max_epochs=2",
         "hydra.sweeper.pruner.n_startup_trials=1",
         "hydra.sweeper.pruner.n_warmup_steps=0",
@@ -529,7 +529,7 @@ def test_mlflow_ui_runs_table_tells_a_pruned_trial_from_a_finished_one(ui_server
 def test_a_trial_run_ended_with_an_outcome_carries_it_in_its_name(store):
     # A pruned trial's run is FINISHED like a completed one's: its name, which the runs table shows
     # by default, says how it ended at its front (once, however often it is ended).
-    from sweepkit.tracking import end_child_run, name_outcome, open_child_run, open_experiment
+    from sweepkit.mlflow_runs import end_child_run, name_outcome, open_child_run, open_experiment
 
     client, experiment_id = open_experiment(store, "sweep", None)
     parent = client.create_run(experiment_id, run_name="sweep-s").info.run_id

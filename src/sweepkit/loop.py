@@ -26,7 +26,7 @@ from sweepkit.batching import Batches
 from sweepkit.datasets import Task
 from sweepkit.devices import DeviceOutOfMemory, Precision, free_memory, out_of_memory_note
 from sweepkit.progress import EpochProgress, SilentProgress
-from sweepkit.tasks import GPU_MAX_MEMORY, NOISE_SCALE
+from sweepkit.tasks import EPOCH_TIME, GPU_MAX_MEMORY, LOSSES, LR, NOISE_SCALE, SAMPLES_PER_S, TRAIN_LOSS
 
 # How often (seconds) an epoch reads its running loss to stop at a non-finite one: often enough that a
 # diverged run stops at once, rarely enough that the read (a device sync) costs nothing measurable.
@@ -309,20 +309,20 @@ class TrainingLoop:
             torch.cuda.reset_peak_memory_stats(self.device)  # the peak of this epoch alone
         start = time.perf_counter()
         train_loss, train_seconds = self.train_epoch(progress, stop_requested)
-        metrics = {"train/loss": train_loss}
+        metrics = {TRAIN_LOSS: train_loss}
         if math.isfinite(train_loss):
             val = evaluate(self.forward_model, self.val_batches, self.loss_fn, self.precision, self.task)
             metrics.update({f"val/{name}": value for name, value in val.items()})
-        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
-        metrics["epoch_time_s"] = time.perf_counter() - start
-        metrics["train/samples_per_s"] = self.train_batches.num_samples / max(train_seconds, 1e-9)
+        metrics[LR] = self.optimizer.param_groups[0]["lr"]
+        metrics[EPOCH_TIME] = time.perf_counter() - start
+        metrics[SAMPLES_PER_S] = self.train_batches.num_samples / max(train_seconds, 1e-9)
         if self.device.type == "cuda":
             metrics[GPU_MAX_MEMORY] = torch.cuda.max_memory_allocated(self.device) / 2**30
         if self.noise_probe is not None and math.isfinite(train_loss):
             # after the clock: epoch_time_s means the same with the probe on or off
             scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
             value = self.noise_probe.b_simple(
-                self.model, self.loss_fn, self.precision, scale, metrics["epoch_time_s"]
+                self.model, self.loss_fn, self.precision, scale, metrics[EPOCH_TIME]
             )
             if value is not None:  # None: this epoch was too short for the probe's time budget
                 metrics[NOISE_SCALE] = value
@@ -371,7 +371,7 @@ class TrainingLoop:
                 state.history.append(metrics)
                 tracker.log_epoch(state.epoch, metrics)
                 progress.end_epoch(state.epoch, metrics)
-                if not all(math.isfinite(metrics.get(name, math.nan)) for name in ("train/loss", "val/loss")):
+                if not all(math.isfinite(metrics.get(name, math.nan)) for name in LOSSES):
                     state.stop_reason = "diverged"
                     break
                 value = metrics[objective.metric]

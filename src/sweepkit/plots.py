@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from sweepkit.tasks import LOSSES
+
 
 def learning_curve(history: Sequence[Mapping[str, float]], objective: str, path: Path) -> Path:
     """Train and validation loss, and the objective, against the epoch."""
@@ -21,7 +23,7 @@ def learning_curve(history: Sequence[Mapping[str, float]], objective: str, path:
     # Fixed margins, not tight_layout: it would double the time of a figure drawn for every run.
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.91, wspace=0.25)
     loss_ax, objective_ax = fig.subplots(1, 2)
-    for name in ("train/loss", "val/loss"):
+    for name in LOSSES:
         loss_ax.plot(epochs, [m.get(name, float("nan")) for m in history], marker="o", label=name)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     loss_ax.legend()

@@ -12,6 +12,7 @@ from typing import Protocol
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sweepkit.errors import one_of
+from sweepkit.tasks import LR, TRAIN_LOSS
 
 log = logging.getLogger("sweepkit")
 MODES = ("auto", "bar", "log", "none")
@@ -21,13 +22,7 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
     """``train/loss 0.1234  val/acc 0.9750 ...`` with a precision that suits each metric."""
     parts = []
     for name, value in metrics.items():
-        text = (
-            f"{value:.3g}"
-            if name in ("lr",)
-            else f"{value:.1f}"
-            if name.endswith("per_s")
-            else f"{value:.4f}"
-        )
+        text = f"{value:.3g}" if name == LR else f"{value:.1f}" if name.endswith("per_s") else f"{value:.4f}"
         parts.append(f"{name} {text}")
     return "  ".join(parts)
 
@@ -84,11 +79,12 @@ class LogProgress(SilentProgress):
         self.done += batches
         if loss is not None and self.wants_update():
             log.info(
-                "epoch %d/%d  batch %d/%d  train/loss %.4f",
+                "epoch %d/%d  batch %d/%d  %s %.4f",
                 self.epoch,
                 self.max_epochs,
                 self.done,
                 self.total,
+                TRAIN_LOSS,
                 loss,
             )
             self.next_line = time.monotonic() + self.every_s

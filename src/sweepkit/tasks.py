@@ -19,9 +19,17 @@ TARGET_SHAPES: dict[Task, str] = {
     "classification": "class indices [batch]",
     "regression": "[batch, outputs]",
 }  # as DataSource yields them
+# The names of a run's per-epoch metrics, written here once: the loop records them, the trackers log
+# them under these names, objectives, plots and the console read them.
+TRAIN_LOSS = "train/loss"  # mean training loss of the epoch
+VAL_LOSS, VAL_ACC = "val/loss", "val/acc"  # evaluate()'s loss and acc on the validation split
+LR = "lr"  # the first param group's lr at the epoch's end
+EPOCH_TIME = "epoch_time_s"  # train and validate, without the noise-scale probe
+SAMPLES_PER_S = "train/samples_per_s"  # training samples per second of training time
+LOSSES = (TRAIN_LOSS, VAL_LOSS)  # both finite, or the run diverged
 EPOCH_METRICS: dict[Task, tuple[str, ...]] = {
-    "classification": ("train/loss", "val/loss", "val/acc", "lr", "epoch_time_s", "train/samples_per_s"),
-    "regression": ("train/loss", "val/loss", "lr", "epoch_time_s", "train/samples_per_s"),
+    "classification": (TRAIN_LOSS, VAL_LOSS, VAL_ACC, LR, EPOCH_TIME, SAMPLES_PER_S),
+    "regression": (TRAIN_LOSS, VAL_LOSS, LR, EPOCH_TIME, SAMPLES_PER_S),
 }
 NOISE_SCALE = "grad_noise_scale"  # per-epoch metric of trainer.noise_scale=true (sweepkit.noise_scale)
 # logged each epoch by runs on CUDA alone, so never an objective: the epoch's peak of GPU memory held

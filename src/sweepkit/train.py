@@ -15,8 +15,9 @@ from omegaconf import DictConfig, open_dict
 from sweepkit import studies
 from sweepkit.console import reports_errors, run_console_script
 from sweepkit.devices import release_device
+from sweepkit.mlflow_runs import MlflowTracker
 from sweepkit.tasks import NOISE_SCALE, objective_metrics
-from sweepkit.tracking import MlflowTracker, RunTracker, build_tracker, record_trial
+from sweepkit.tracking import RunTracker, build_tracker, record_trial
 from sweepkit.training import check_config, default_run_name, group_choices, launch_dir, run
 
 if TYPE_CHECKING:

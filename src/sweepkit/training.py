@@ -38,7 +38,14 @@ from sweepkit.models import count_parameters
 from sweepkit.noise_scale import NoiseScaleProbe
 from sweepkit.optim import build_optimizer, build_scheduler
 from sweepkit.progress import build_progress
-from sweepkit.tasks import NOISE_SCALE, build_loss, check_objective, objective_metrics, objective_modes
+from sweepkit.tasks import (
+    NOISE_SCALE,
+    SAMPLES_PER_S,
+    build_loss,
+    check_objective,
+    objective_metrics,
+    objective_modes,
+)
 from sweepkit.tracking import NoTracker, RunTracker, build_tracker, flatten, tracker_builders, tracker_names
 
 log = logging.getLogger("sweepkit")
@@ -316,7 +323,7 @@ def results(
         else None
     )
     return {
-        **{k: v for k, v in last.items() if "/" in k and not k.startswith("train/samples")},
+        **{k: v for k, v in last.items() if "/" in k and k != SAMPLES_PER_S},
         **_epoch_values(state.history, state.best_epoch, objective_metrics(cfg.objective.metric)),
         **{f"test/{name}": value for name, value in test.items()},
         "lr_effective": setup.lr_effective,

@@ -313,7 +313,7 @@ class _ChildRun:
         """The child run, when the sweep tracks to MLflow (the sweeper names the parent run)."""
         if parent_run_id is None:
             return cls(None)
-        from sweepkit.tracking import open_child_run
+        from sweepkit.mlflow_runs import open_child_run
 
         attrs = study.user_attrs
         tags = {"optuna.study": study.study_name, "optuna.trial_number": str(trial.number)}
@@ -331,6 +331,6 @@ class _ChildRun:
     def end(self, status: str, tags: Mapping[str, str] | None = None, outcome: str | None = None) -> None:
         if self.run_id is None:
             return
-        from sweepkit.tracking import end_child_run
+        from sweepkit.mlflow_runs import end_child_run
 
         end_child_run(self.run_id, status, tags or {}, outcome)

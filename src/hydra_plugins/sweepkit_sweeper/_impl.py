@@ -45,7 +45,6 @@ from hydra_plugins.sweepkit_sweeper._lr_range import (
 )
 from hydra_plugins.sweepkit_sweeper._lr_range import check_settings as check_lr_range_settings
 from hydra_plugins.sweepkit_sweeper._names import check_study_name, derive_study_name, override_value
-from hydra_plugins.sweepkit_sweeper._parent_run import ParentRun, close_child
 from hydra_plugins.sweepkit_sweeper._search_space import (
     as_record,
     check_unchanged,
@@ -57,6 +56,7 @@ from hydra_plugins.sweepkit_sweeper._slots import Slots
 from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
 from sweepkit import journal, scaling_law, studies, sweep_summary
 from sweepkit.errors import ConfigError, RunFailed, one_of, writable_folder
+from sweepkit.mlflow_runs import ParentRun, close_child
 from sweepkit.optuna_parts import build_optuna_part
 from sweepkit.preemption import SweepStop, relay_through_the_sweep
 from sweepkit.progress import SweepProgress

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
 from sweepkit.errors import ConfigError, one_of
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 LR, OPTIMIZER = "optimizer.lr", "optimizer"
 STUDY_ATTR = "lr_range_test"  # study user attr: {optimizer choice: suggested optimizer.lr}
 SUGGESTIONS = ("valley", "steepest")
-RANGE_TEST_KEYS = ("min_lr", "max_lr", "num_steps", "smoothing", "diverge_factor")  # lr_find.yaml's block
 
 
 class RangeTestError(RuntimeError):
@@ -84,8 +83,17 @@ def range_test_config(
         del cfg["hydra"]  # the sweeper's own process has no job to resolve ${hydra:...} against
         cfg.data.batch_size = cfg.lr_scaling.base_batch_size
         cfg.output_dir = str(out_dir)
-        cfg.lr_find = {key: settings[key] for key in RANGE_TEST_KEYS}
+        cfg.lr_find = range_test_settings(settings)
     return cfg
+
+
+def range_test_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``lr_find.yaml``'s ``lr_find`` block (the home of the range test's defaults), with the keys
+    the sweeper's ``lr_range_test`` sets (not null) in place of its values."""
+    from sweepkit.train import CONFIG_DIR
+
+    defaults = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / "lr_find.yaml").lr_find)
+    return {key: default if settings.get(key) is None else settings[key] for key, default in defaults.items()}
 
 
 def run_range_tests(

@@ -24,12 +24,13 @@ class LrRangeTestConf:
     decades: float = 1.0
     # which suggestion is the centre: valley (the cautious one) or steepest
     suggestion: str = "valley"
-    # the range test itself, as in lr_find.yaml (run at lr_scaling.base_batch_size, where optimizer.lr applies)
-    min_lr: float = 1.0e-7
-    max_lr: float = 10.0
-    num_steps: int = 100
-    smoothing: float = 0.9
-    diverge_factor: float = 4.0
+    # the range test itself (run at lr_scaling.base_batch_size, where optimizer.lr applies): the
+    # lr_find block's keys; null takes lr_find.yaml's value, the one home of their defaults
+    min_lr: float | None = None
+    max_lr: float | None = None
+    num_steps: int | None = None
+    smoothing: float | None = None
+    diverge_factor: float | None = None
 
 
 @dataclass
