@@ -160,7 +160,7 @@ def main() -> None:
     del loops, paths
 
     n_trials = 2 if args.dry_run else args.n_trials
-    budget = ["trainer.max_epochs=1"] if args.dry_run else []
+    budget = ["trainer.max_epochs=1", "hydra.sweeper.n_jobs=1"] if args.dry_run else []  # no worker start-up
     base = [f"hydra.sweeper.n_trials={n_trials}", *budget]
     # one GPU, trials one after another; the CPU as sweepkit runs it by default (a trial per core at once)
     contenders = (

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 from optuna.trial import TrialState
-from sweeps import TRAIN, MlflowView, only_study, run_sweep, sweep_env
+from sweeps import SERIAL, TRAIN, MlflowView, only_study, run_sweep, sweep_env
 
 from sweepkit import studies
 from sweepkit.tasks import NOISE_SCALE
@@ -20,6 +20,7 @@ TINY = [
     "scaling_law.lr_centre=0.01",
     "scaling_law.lr_decades=2",
     "trainer.max_epochs=2",
+    SERIAL,
 ]
 
 

@@ -12,6 +12,7 @@ import yaml
 from optuna.trial import TrialState
 from sweeps import (
     FAST_SEARCH,
+    PARALLEL_DEFAULT,
     SEARCHPATH,
     MlflowView,
     finished,
@@ -37,7 +38,7 @@ LAUNCHERS = {
     ],
 }
 
-N_TRIALS = {"submitit_local": 6}  # a process per trial: six trials keep its cost down (others: ten)
+N_TRIALS = {"joblib": 6, "submitit_local": 6}  # two at a time, (submitit) a process per trial; basic: ten
 
 
 def _assert_study_mlflow_and_folders_agree(cwd, study, n_trials):
@@ -106,7 +107,7 @@ def test_sweep_of_ten_trials_with_each_launcher(launcher, tmp_path):
 def test_by_default_trials_run_in_parallel_in_long_lived_workers(tmp_path):
     # n_jobs null: one trial per core at once, in joblib workers that take trial after trial (a process
     # start per worker, not per trial), a freed worker starting the next trial at once.
-    run_sweep(tmp_path, *FAST_SEARCH, "hydra.sweeper.n_trials=6", "tracking=none")
+    run_sweep(tmp_path, *FAST_SEARCH, PARALLEL_DEFAULT, "hydra.sweeper.n_trials=6", "tracking=none")
     trials = finished(only_study(tmp_path))
     workers = {t.user_attrs[studies.WORKER] for t in trials}
     assert len(trials) == 6 and 2 <= len(workers) <= min(
@@ -243,9 +244,8 @@ def test_max_failure_rate_stops_a_sweep_that_keeps_failing(tmp_path):
         "model.fail_after_steps=1",
         "hydra.sweeper.n_trials=8",
         "hydra.sweeper.max_failure_rate=0.25",
-        "hydra.sweeper.n_jobs=1",
         check=False,
-    )  # one trial at a time: in parallel, the trials running when the limit is crossed fail too
+    )  # FAST_SEARCH's one trial at a time: in parallel, the trials running when the limit is crossed fail too
     assert done.returncode == 1
     assert "3 trials failed, more than hydra.sweeper.max_failure_rate=0.25 x n_trials=8 allows" in done.stderr
     study = only_study(tmp_path)
@@ -289,10 +289,12 @@ def test_dead_worker_is_fail_and_the_sweep_goes_on(tmp_path):
 
 
 def test_killed_sweep_resumes_retries_the_lost_trial_once_and_ends_at_n_trials(tmp_path):
-    # SIGKILL mid-trial, then the same command: no trial left RUNNING, the interrupted params are
-    # tried again (once), and the study ends with exactly n_trials finished.
+    # SIGKILL mid-trial under the parallel default (joblib workers), then the same command: no trial
+    # left RUNNING, the interrupted params are tried again (once), and the study ends with exactly
+    # n_trials finished.
     command = [
         *FAST_SEARCH,
+        PARALLEL_DEFAULT,
         "hydra.sweeper.n_trials=3",
         "trainer.max_epochs=24",
         "data.batch_size=16",

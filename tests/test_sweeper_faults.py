@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 from sweeps import (
     FAST_SEARCH,
+    PARALLEL_DEFAULT,
     TRAIN,
     MlflowView,
     finished,
@@ -138,13 +139,17 @@ STOPPABLE = [
     "hydra.sweeper.n_trials=3",
     "hydra.sweeper.heartbeat_interval=1",
     "hydra.sweeper.grace_period=3600",  # a re-run that waited for it would time out
-    "hydra.sweeper.n_jobs=1",  # one trial at a time, so that each moment below is one moment (in parallel: see the joblib test)
-]
+]  # FAST_SEARCH's one trial at a time: each moment below is one moment (in parallel: the joblib test)
 
 
 def _progress(tmp_path):
     """(whether the study exists, its trial 0 or None), read while the sweep runs."""
-    if not (tmp_path / "optuna.journal").exists():
+    journal = tmp_path / "optuna.journal"
+    storage = studies.open_storage(str(journal)) if journal.exists() else None
+    # the journal may hold nothing yet, or only the sweep's momentary lock study
+    if storage is None or not [
+        s for s in storage.get_all_studies() if not studies.is_lock_study(s.study_name)
+    ]:
         return False, None
     trials = only_study(tmp_path).get_trials(deepcopy=False)
     return True, trials[0] if trials else None
@@ -220,7 +225,7 @@ def test_a_stop_signal_at_any_moment_ends_clean_and_the_rerun_finishes_at_once(m
 def test_stopping_a_parallel_sweep_stops_its_joblib_workers_and_the_rerun_resumes_their_trials(tmp_path):
     # The default on 2+ cores (joblib workers, a trial per core). SIGTERM to the sweep process alone
     # (not its group): its workers stop their trials and exit too; the same command resumes them.
-    parallel = [o for o in STOPPABLE if o != "hydra.sweeper.n_jobs=1"]
+    parallel = [*STOPPABLE, PARALLEL_DEFAULT]
     process = start_sweep(tmp_path, *parallel, "tracking=none")
     wait_for(lambda: MOMENTS["mid-trial"](*_progress(tmp_path)), every=0.05)
     workers = psutil.Process(process.pid).children(recursive=True)
