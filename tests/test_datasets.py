@@ -19,6 +19,16 @@ def test_digits_split_is_seeded_and_disjoint():
     assert not torch.equal(a.test.y, other.test.y)
 
 
+def test_digits_are_decoded_once_and_a_run_cannot_change_the_next_ones():
+    # Trials in one worker share the decoded digits; what a run holds is its own.
+    first = datasets.digits(seed=0)
+    expected = first.pool.x.clone()
+    first.pool.x.add_(1.0), first.test.x.zero_(), first.pool.y.zero_()
+    again = datasets.digits(seed=0)
+    assert torch.equal(again.pool.x, expected) and again.pool.y.unique().numel() == 10
+    assert datasets._digits_tensors.cache_info().hits >= 1
+
+
 @pytest.mark.parametrize(
     ("class_name", "data_option"), [("MNIST", "mnist"), ("FashionMNIST", "fashion_mnist")]
 )

@@ -3,6 +3,8 @@ of the GPU path (where trials run, how many at once, what an out-of-memory error
 
 import logging
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -197,6 +199,18 @@ def test_deterministic_switches_on_deterministic_kernels_and_cublas_workspace(
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     configure_backends(torch.device("cpu"), deterministic=False)  # the next run in a reused worker
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_a_run_without_deterministic_leaves_torchs_setting_alone_and_inductor_unimported():
+    # torch.use_deterministic_algorithms imports torch._inductor's config (a second per process):
+    # a run that asks for what is already so does not call it.
+    code = (
+        "import sys, torch; from sweepkit.devices import configure_backends; "
+        "configure_backends(torch.device('cpu'), deterministic=False); "
+        "print('torch._inductor.config' in sys.modules, torch.are_deterministic_algorithms_enabled())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
 
 
 def test_cpu_runs_keep_full_fp32_matmul_precision(restore_determinism):

@@ -7,6 +7,7 @@ that every trial of a sweep sees the same split.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,13 +80,21 @@ def _standardize(pool: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor
     return [(t - mean) / std for t in (pool, *others)]
 
 
-def digits(seed: int, test_fraction: float = 0.2) -> DataSource:
-    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes): no download, trains anywhere."""
+@functools.cache
+def _digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits decoded once per process (a sweep's trials in one worker read them again and
+    again); never changed in place: the holdout and the scaling make new tensors."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1)
-    y = torch.tensor(bunch.target, dtype=torch.long)
+    return torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1), torch.tensor(
+        bunch.target, dtype=torch.long
+    )
+
+
+def digits(seed: int, test_fraction: float = 0.2) -> DataSource:
+    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes): no download, trains anywhere."""
+    x, y = _digits_tensors()
     pool, test = _holdout(TensorSplit(x, y), test_fraction, seed, "data.source.test_fraction")
     pool.x, test.x = _standardize(pool.x, test.x)
     return DataSource(pool, test, "classification", tuple(x.shape[1:]), 10)

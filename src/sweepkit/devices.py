@@ -168,8 +168,13 @@ def configure_backends(device: torch.device, deterministic: bool) -> None:
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)  # read when cuBLAS starts
     # warn_only: an op with no deterministic kernel (AdaptiveAvgPool2d's CUDA backward) warns, naming
-    # itself, instead of ending the run
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    # itself, instead of ending the run. Called only to change the setting: the call imports
+    # torch._inductor's config, a second of start-up in every process, for what is already so.
+    already = torch.are_deterministic_algorithms_enabled() == deterministic and (
+        not deterministic or torch.is_deterministic_algorithms_warn_only_enabled()
+    )
+    if not already:
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # on CUDA only: on a CPU it would change oneDNN's numbers
         torch.backends.cudnn.benchmark = not deterministic
