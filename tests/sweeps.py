@@ -121,12 +121,20 @@ def kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> str:
 def only_study(cwd: Path, storage: str | None = None) -> optuna.Study:
     """The one study in ``cwd``'s default journal (or the given storage); a running sweep's
     momentary lock study (studies.study_mutex) is not one."""
+    found = studies_in(cwd, storage)
+    assert len(found) == 1, [study.study_name for study in found]
+    return found[0]
+
+
+def studies_in(cwd: Path, storage: str | None = None) -> list[optuna.Study]:
+    """The studies in ``cwd``'s default journal (or the given storage), lock studies left out; safe
+    to call while a sweep writes. (Optuna's get_all_study_summaries is not: it lists the studies and
+    reads each one's trials in two replays, and a lock study deleted in between raises KeyError.)"""
     from sweepkit.studies import is_lock_study, open_storage
 
     storage_obj = open_storage(storage or str(cwd / "optuna.journal"))
-    summaries = [s for s in optuna.get_all_study_summaries(storage_obj) if not is_lock_study(s.study_name)]
-    assert len(summaries) == 1, [s.study_name for s in summaries]
-    return optuna.load_study(study_name=summaries[0].study_name, storage=storage_obj)
+    names = [s.study_name for s in storage_obj.get_all_studies() if not is_lock_study(s.study_name)]
+    return [optuna.load_study(study_name=name, storage=storage_obj) for name in names]
 
 
 def wait_for(condition, timeout: float = 120, every: float = 0.2) -> None:

@@ -22,6 +22,7 @@ from sweeps import (
     run_sweep,
     start_sweep,
     states,
+    studies_in,
     sweep_env,
     wait_for,
 )
@@ -144,14 +145,11 @@ STOPPABLE = [
 
 def _progress(tmp_path):
     """(whether the study exists, its trial 0 or None), read while the sweep runs."""
-    journal = tmp_path / "optuna.journal"
-    storage = studies.open_storage(str(journal)) if journal.exists() else None
     # the journal may hold nothing yet, or only the sweep's momentary lock study
-    if storage is None or not [
-        s for s in storage.get_all_studies() if not studies.is_lock_study(s.study_name)
-    ]:
+    found = studies_in(tmp_path) if (tmp_path / "optuna.journal").exists() else []
+    if not found:
         return False, None
-    trials = only_study(tmp_path).get_trials(deepcopy=False)
+    trials = found[0].get_trials(deepcopy=False)
     return True, trials[0] if trials else None
 
 
