@@ -27,7 +27,7 @@ from common import alternate, ratio, summary
 from sweepkit.batching import DeviceBatches
 from sweepkit.datasets import TensorSplit
 from sweepkit.devices import resolve_precision, use_channels_last
-from sweepkit.loop import TrainingLoop, train_step
+from sweepkit.loop import EpochData, Optimization, TrainingLoop, train_step
 from sweepkit.models import MLP, LeNet
 from sweepkit.progress import SilentProgress
 
@@ -48,7 +48,10 @@ def sweepkit_epoch(model: nn.Module, data: TensorSplit, precision_name: str = "3
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     batches = DeviceBatches(data, BATCH, CPU, torch.Generator().manual_seed(1), channels_last=channels_last)
     loop = TrainingLoop(
-        model, optimizer, None, precision, nn.CrossEntropyLoss(), batches, batches, "classification", {}
+        model,
+        Optimization(optimizer, None, precision, nn.CrossEntropyLoss()),
+        EpochData(batches, batches, "classification"),
+        {},
     )
     _, seconds = loop.train_epoch(SilentProgress())
     return len(data) / seconds

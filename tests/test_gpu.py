@@ -25,7 +25,7 @@ from sweepkit.augment import crop_flip
 from sweepkit.batching import DeviceBatches
 from sweepkit.datasets import TensorSplit
 from sweepkit.devices import Precision, release_device
-from sweepkit.loop import Objective, StopRequested, TrainingLoop
+from sweepkit.loop import EpochData, Objective, Optimization, StopRequested, TrainingLoop
 from sweepkit.tasks import GPU_MAX_MEMORY
 from sweepkit.train import cli
 from sweepkit.training import build, run
@@ -198,13 +198,13 @@ def test_out_of_memory_stops_the_loop_with_the_cache_emptied():
     train = DeviceBatches(split, 512, cuda, torch.Generator("cuda").manual_seed(0))
     loop = TrainingLoop(
         model,
-        torch.optim.SGD(model.parameters(), lr=0.01),
-        None,
-        Precision("32", "cuda"),
-        torch.nn.CrossEntropyLoss(),
-        train,
-        DeviceBatches(split, 1024, cuda),
-        "classification",
+        Optimization(
+            torch.optim.SGD(model.parameters(), lr=0.01),
+            None,
+            Precision("32", "cuda"),
+            torch.nn.CrossEntropyLoss(),
+        ),
+        EpochData(train, DeviceBatches(split, 1024, cuda), "classification"),
         {},
     )
     state = loop.fit(2, Objective("val/acc", "max"))

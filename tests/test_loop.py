@@ -12,7 +12,7 @@ from torch import nn
 from sweepkit.batching import DeviceBatches
 from sweepkit.datasets import TensorSplit
 from sweepkit.devices import Precision
-from sweepkit.loop import NeverPrune, Objective, TrainingLoop
+from sweepkit.loop import EpochData, NeverPrune, Objective, Optimization, TrainingLoop
 from sweepkit.progress import LogProgress, SilentProgress
 from sweepkit.training import build
 
@@ -106,7 +106,10 @@ def _tiny_loop(
     train = DeviceBatches(split, batch_size, torch.device("cpu"), torch.Generator().manual_seed(0))
     val = DeviceBatches(split, 64, torch.device("cpu"))
     return TrainingLoop(
-        model, optimizer, scheduler, precision, nn.CrossEntropyLoss(), train, val, "classification", {}
+        model,
+        Optimization(optimizer, scheduler, precision, nn.CrossEntropyLoss()),
+        EpochData(train, val, "classification"),
+        {},
     )
 
 

@@ -204,37 +204,59 @@ def evaluate(
     return metrics
 
 
+@dataclass(frozen=True)
+class Optimization:
+    """How a training step changes the weights: the loss, its precision, the optimizer and its schedule."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    precision: Precision
+    loss_fn: nn.Module
+    grad_clip_norm: float | None = None
+
+
+@dataclass(frozen=True)
+class EpochData:
+    """What an epoch reads: the batches it trains and validates on, and the task they are for."""
+
+    train: Batches
+    val: Batches
+    task: Task
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where ``last.pt`` and ``best.pt`` go (None: nowhere) and what each carries beside the state."""
+
+    folder: Path | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
 class TrainingLoop:
     """Epochs of training and validation with checkpoints, early stopping and pruning."""
 
     def __init__(
         self,
         model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-        precision: Precision,
-        loss_fn: nn.Module,
-        train_batches: Batches,
-        val_batches: Batches,
-        task: Task,
+        optimization: Optimization,
+        data: EpochData,
         generators: dict[str, torch.Generator],
-        grad_clip_norm: float | None = None,
-        checkpoint_dir: Path | None = None,
-        checkpoint_extra: Mapping[str, Any] | None = None,
+        checkpoints: Checkpoints = Checkpoints(),
         compiled: nn.Module | None = None,
         noise_probe: NoiseProbe | None = None,
     ) -> None:
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.model = model
+        self.optimizer, self.scheduler = optimization.optimizer, optimization.scheduler
         self.forward_model = (
             compiled if compiled is not None else model
         )  # torch.compile wraps, state stays on model
-        self.precision, self.loss_fn, self.task = precision, loss_fn, task
-        self.scaler = precision.grad_scaler()
+        self.precision, self.loss_fn, self.task = optimization.precision, optimization.loss_fn, data.task
+        self.scaler = self.precision.grad_scaler()
         self.skips = SkippedSteps() if self.scaler.is_enabled() else None
         self.device = next(model.parameters()).device
-        self.train_batches, self.val_batches = train_batches, val_batches
-        self.generators, self.grad_clip_norm = generators, grad_clip_norm
-        self.checkpoint_dir, self.checkpoint_extra = checkpoint_dir, dict(checkpoint_extra or {})
+        self.train_batches, self.val_batches = data.train, data.val
+        self.generators, self.grad_clip_norm = generators, optimization.grad_clip_norm
+        self.checkpoint_dir, self.checkpoint_extra = checkpoints.folder, dict(checkpoints.extra)
         self.checkpoints = checkpoint.CheckpointWriter()
         self.state = LoopState()
         self.best_model_state: dict[str, torch.Tensor] | None = None

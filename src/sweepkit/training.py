@@ -33,7 +33,16 @@ from sweepkit.devices import (
     use_channels_last,
 )
 from sweepkit.errors import ConfigError, RunFailed, flag, integer, number, writable_folder
-from sweepkit.loop import LoopState, Objective, PruningReporter, TrainingLoop, evaluate
+from sweepkit.loop import (
+    Checkpoints,
+    EpochData,
+    LoopState,
+    Objective,
+    Optimization,
+    PruningReporter,
+    TrainingLoop,
+    evaluate,
+)
 from sweepkit.models import count_parameters
 from sweepkit.noise_scale import NoiseScaleProbe
 from sweepkit.optim import build_optimizer, build_scheduler
@@ -199,22 +208,16 @@ def build(cfg: DictConfig, output_dir: Path | None) -> Setup:
     )
     loop = TrainingLoop(
         model,
-        optimizer,
-        scheduler,
-        precision,
-        loss_fn,
-        train_batches,
-        val_batches,
-        source.task,
+        Optimization(optimizer, scheduler, precision, loss_fn, cfg.trainer.grad_clip_norm),
+        EpochData(train_batches, val_batches, source.task),
         generators,
-        grad_clip_norm=cfg.trainer.grad_clip_norm,
-        checkpoint_dir=output_dir / "checkpoints"
-        if output_dir is not None and cfg.trainer.save_checkpoints
-        else None,
-        checkpoint_extra={
-            "config_yaml": OmegaConf.to_yaml(cfg, resolve=True),
-            "provenance": {"git_commit": provenance.git_commit(), **provenance.versions()},
-        },
+        Checkpoints(
+            output_dir / "checkpoints" if output_dir is not None and cfg.trainer.save_checkpoints else None,
+            {
+                "config_yaml": OmegaConf.to_yaml(cfg, resolve=True),
+                "provenance": {"git_commit": provenance.git_commit(), **provenance.versions()},
+            },
+        ),
         compiled=compiled,
         noise_probe=noise_probe,
     )
