@@ -143,3 +143,18 @@ def test_too_few_lr_points_is_a_note_not_a_crash():
     study = synthetic_study(lambda b: 0.01, seed=0, grid=[0.01, 0.1])
     (fit,) = scaling_law.fit_study(study)
     assert fit.law is None and any("3 needed" in note for note in fit.notes)
+
+
+def test_a_sweep_that_cannot_be_fitted_ends_with_one_line_not_its_notes(tmp_path, caplog):
+    # A pruned preset's study (two lrs per batch size): the sweep's end says so once and draws nothing;
+    # the notes are the report's (sweepkit-report --scaling).
+    study = synthetic_study(lambda b: 0.01, seed=0, grid=[0.01, 0.1])
+    with caplog.at_level("INFO", logger=scaling_law.log.name):
+        outcome = scaling_law.at_sweep_end(study, tmp_path, "val/loss")
+    lines = [r.getMessage() for r in caplog.records if r.name == scaling_law.log.name]
+    assert outcome is not None and outcome.plot is None and not list(tmp_path.iterdir())
+    assert lines == [
+        "lr vs batch size: too few lrs per batch size to fit all trials (hparams_search=scaling_law grids "
+        "them; sweepkit-report --scaling says what was left out)"
+    ]
+    assert any(line.startswith("note: ") for line in outcome.lines)  # what the report prints

@@ -541,7 +541,9 @@ def analyse(study: optuna.Study, plot_path: Path, objective: str = "value") -> O
 
 def at_sweep_end(study: optuna.Study, folder: Path, objective: str) -> Outcome | None:
     """The sweeper's hook: the law logged and plotted in ``folder`` when the study searched batch size
-    and lr; never failing the sweep (like the study plots)."""
+    and lr; never failing the sweep (like the study plots). Only the groups with a best lr for some
+    batch size are told in full; the others (a pruned search of few lrs per batch size, as most
+    presets' are) in one line, whose reasons ``sweepkit-report --scaling`` gives."""
     if not searched(study):
         return None
     try:
@@ -549,6 +551,13 @@ def at_sweep_end(study: optuna.Study, folder: Path, objective: str) -> Outcome |
     except Exception as err:  # too few trials yet, a degenerate fit: the sweep's result stands
         log.info("lr-vs-batch fit skipped: %s", err)
         return None
-    for line in outcome.lines:
+    for line in (line for fit_ in outcome.fits if fit_.optima for line in describe(fit_, objective)):
         log.info("%s", line)
+    unfitted = [fit_.group or "all trials" for fit_ in outcome.fits if not fit_.optima]
+    if unfitted:
+        log.info(
+            "lr vs batch size: too few lrs per batch size to fit %s (hparams_search=scaling_law grids them; "
+            "sweepkit-report --scaling says what was left out)",
+            ", ".join(unfitted),
+        )
     return outcome

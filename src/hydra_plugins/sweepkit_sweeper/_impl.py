@@ -166,6 +166,7 @@ class SweepkitSweeperImpl(Sweeper):
         self.settings = SweepSettings.check(settings)
         self.lr_centres: LrCentres | None = None
         self.config: DictConfig | None = None
+        self.sampler_seed: int | None = None  # set when the study is opened
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
@@ -360,9 +361,8 @@ class SweepkitSweeperImpl(Sweeper):
         else:
             check_unchanged(plan.study_name, recorded, plan.distributions)
         index = studies.join_study(study)
-        study.sampler = build_optuna_part(
-            "sampler", self.settings.sampler, seed=studies.process_seed(self._configured_seed(), index)
-        )
+        self.sampler_seed = studies.process_seed(self._configured_seed(), index)  # this process's own
+        study.sampler = build_optuna_part("sampler", self.settings.sampler, seed=self.sampler_seed)
         if len(plan.directions) > 1 and not isinstance(pruner, optuna.pruners.NopPruner):
             log.warning(
                 "pruning is off: Optuna cannot prune multi-objective studies (trial.report is single-objective)"
@@ -445,7 +445,7 @@ class SweepkitSweeperImpl(Sweeper):
         log.info(
             "sampler %s (seed %s), pruner %s, directions %s",
             type(study.sampler).__name__,
-            getattr(study.sampler, "_seed", "-"),
+            self.sampler_seed,
             type(study.pruner).__name__,
             plan.directions,
         )
