@@ -14,7 +14,8 @@ import pytest
 import requests
 import torch
 from browser import CHROMIUM, screenshot_and_dom
-from conftest import compose_config
+from conftest import CONFIG_DIR, compose_config
+from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
 from mlflow_server import serve_mlflow
 from omegaconf import OmegaConf, open_dict
@@ -98,6 +99,32 @@ def test_finished_run_holds_the_flattened_config_provenance_and_group_tags(make_
         "scheduler": "none",
     }
     assert tags["mlflow.runName"] == "mlp-digits-adam-bs64-lr0.002" and tags["stop_reason"] == "completed"
+
+
+def test_a_run_from_python_with_hydras_config_is_tagged_and_named_as_the_commands(
+    store, tmp_path, monkeypatch
+):
+    # The same overrides through the command and through Hydra's compose API (return_hydra_config=True,
+    # as docs/training.md shows): the same group tags (model=cnn, not the class's lenet), run name and
+    # params; Hydra's own node is not logged as the run's config.
+    overrides = ["model=cnn", "trainer=debug", "trainer.max_epochs=1", f"tracking.uri={store}"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["sweepkit-train", *overrides, "hydra.run.dir=outputs/command"])
+    cli()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=[*overrides, f"output_dir={tmp_path / 'python'}"], return_hydra_config=True
+        )
+    python_run = run(cfg)["mlflow_run_id"]
+    client = MlflowClient(store)
+    [command] = [r for r in all_runs(client) if r.info.run_id != python_run]
+    python = client.get_run(python_run)
+    groups = ("model", "data", "optimizer", "scheduler", "trainer", "tracking")
+    assert {g: python.data.tags.get(g) for g in groups} == {g: command.data.tags.get(g) for g in groups}
+    assert python.data.tags["model"] == "cnn" and python.info.run_name == command.info.run_name
+    assert not [k for k in python.data.params if k.startswith("hydra.")]
+    differ = {k for k in command.data.params if python.data.params.get(k) != command.data.params[k]}
+    assert differ <= {"output_dir"}, differ
 
 
 def test_every_epoch_is_one_step_of_each_curve_and_test_metrics_come_at_the_end(make_cfg, store):

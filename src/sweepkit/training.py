@@ -6,6 +6,7 @@ checkpoint and no tracked run behind.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import tempfile
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sweepkit import checkpoint, lr_scaling, provenance
 from sweepkit.augment import build_augment
@@ -269,6 +270,19 @@ def resume(loop: TrainingLoop, path: Path) -> None:
         )
 
 
+def without_hydra_node(cfg: DictConfig) -> tuple[DictConfig, dict[str, str] | None]:
+    """A config from Hydra's compose API with ``return_hydra_config=True`` carries Hydra's own node:
+    its group choices tag the run as the command's do (``model=cnn``, not the class's ``lenet``);
+    the node itself is Hydra's, not the run's, and goes, as the command's task never sees it."""
+    if "hydra" not in cfg:
+        return cfg, None
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices) if "runtime" in cfg.hydra else None
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices
+
+
 def group_choices(cfg: DictConfig, choices: Mapping[str, str] | None) -> dict[str, str]:
     """The chosen option of each config group (from Hydra when it ran; else read off the config)."""
     if choices:
@@ -386,9 +400,12 @@ def run(
 
     ``make_tracker`` builds the run's tracker once the config has passed every check (default: the
     one ``cfg.tracking`` names); ``reporter`` may prune the run after any epoch; ``choices`` are
-    Hydra's chosen config-group options (for tags and the run name); ``stop_requested`` is polled
-    at safe points (preemption).
+    Hydra's chosen config-group options (for tags and the run name; a ``cfg`` composed with
+    ``return_hydra_config=True`` carries them itself); ``stop_requested`` is polled at safe points
+    (preemption).
     """
+    cfg, composed_choices = without_hydra_node(cfg)
+    choices = choices or composed_choices
     output_dir = Path(cfg.output_dir) if cfg.output_dir is not None else None
     setup = build(cfg, output_dir)
     checkpoint_to_resume = resume_path(cfg.trainer.resume, output_dir)
