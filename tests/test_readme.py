@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 from mlflow_server import serve_mlflow
+from sweeps import SERIAL
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -26,7 +27,7 @@ SWEEP_TRIALS = 2
 TINY_TRAIN = ["trainer.max_epochs=2"]
 # hydra.* overrides: the study keeps its README name; two trials run one after the other (workers
 # would only add their start-up to a test on 2 cores shared with another test process)
-TINY_SWEEP = [f"hydra.sweeper.n_trials={SWEEP_TRIALS}", "hydra.sweeper.n_jobs=1"]
+TINY_SWEEP = [f"hydra.sweeper.n_trials={SWEEP_TRIALS}", SERIAL]
 
 # What the sweep's closing summary prints (the output of issue 15's "sweep output" part).
 SWEEP_SUMMARY = [

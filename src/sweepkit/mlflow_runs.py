@@ -353,15 +353,34 @@ def end_child_run(run_id: str, status: Status, tags: Mapping[str, str], outcome:
     import mlflow
 
     client = mlflow.MlflowClient()
-    for key, value in tags.items():
-        client.set_tag(run_id, key, str(value)[:MAX_TAG_VALUE])
-    if outcome:
-        name_outcome(client, run_id, outcome)
+    mark_outcome(client, run_id, tags, outcome)
     active = mlflow.active_run()
     if active is not None and active.info.run_id == run_id:
         mlflow.end_run(status)
     else:
         client.set_terminated(run_id, status)
+
+
+def close_child(client_uri: str, run_id: str, reason: str) -> None:
+    """End a trial's child run that its process left RUNNING (it died): FAILED, with the reason."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(client_uri)
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            mark_outcome(client, run_id, {"optuna.state": "FAIL", "error": reason}, "failed")
+            client.set_terminated(run_id, "FAILED")
+    except Exception as err:  # the store may be unreachable; the Optuna state is what counts
+        log.warning("could not close MLflow run %s: %s", run_id, err)
+
+
+def mark_outcome(client, run_id: str, tags: Mapping[str, str], outcome: str | None) -> None:
+    """A trial's outcome on its child run: the tags (cut to MLflow's limit), and ``outcome`` at the
+    front of the run's name (``name_outcome``)."""
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value)[:MAX_TAG_VALUE])
+    if outcome:
+        name_outcome(client, run_id, outcome)
 
 
 def name_outcome(client, run_id: str, outcome: str) -> None:
@@ -497,18 +516,3 @@ def objective(study: optuna.Study) -> str:
     return ", ".join(
         f"{name} {d.name.lower()}" for name, d in zip(studies.metric_names(study), study.directions)
     )
-
-
-def close_child(client_uri: str, run_id: str, reason: str) -> None:
-    """End a trial's child run that its process left RUNNING (it died): FAILED, with the reason."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(client_uri)
-    try:
-        if client.get_run(run_id).info.status == "RUNNING":
-            client.set_tag(run_id, "optuna.state", "FAIL")
-            client.set_tag(run_id, "error", reason[:MAX_TAG_VALUE])
-            name_outcome(client, run_id, "failed")
-            client.set_terminated(run_id, "FAILED")
-    except Exception as err:  # the store may be unreachable; the Optuna state is what counts
-        log.warning("could not close MLflow run %s: %s", run_id, err)

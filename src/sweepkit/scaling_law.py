@@ -518,11 +518,16 @@ def describe(fit_: Fit, objective: str = "value") -> list[str]:
 
 @dataclass
 class Outcome:
-    """The fits of a study, their lines of text, and the plot."""
+    """The fits of a study, the objective they are told in, and the plot."""
 
     fits: list[Fit]
-    lines: list[str]
+    objective: str
     plot: Path | None
+
+    @property
+    def lines(self) -> list[str]:
+        """Every fit as plain lines (``describe``), notes included: what the report prints."""
+        return [line for fit_ in self.fits for line in describe(fit_, self.objective)]
 
 
 def analyse(study: optuna.Study, plot_path: Path, objective: str = "value") -> Outcome:
@@ -530,13 +535,12 @@ def analyse(study: optuna.Study, plot_path: Path, objective: str = "value") -> O
     from sweepkit.plots import lr_vs_batch
 
     fits = fit_study(study)
-    lines = [line for f in fits for line in describe(f, objective)]
     plot = (
         lr_vs_batch(fits, plot_path, f"best lr vs batch size: {study.study_name}")
         if any(f.optima for f in fits)
         else None
     )
-    return Outcome(fits, lines, plot)
+    return Outcome(fits, objective, plot)
 
 
 def at_sweep_end(study: optuna.Study, folder: Path, objective: str) -> Outcome | None:
