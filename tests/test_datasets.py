@@ -1,5 +1,8 @@
 """Data sources: the bundled digits, torchvision's loaders on IDX files written here, image folders."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from datafiles import write_image_folder, write_mnist
@@ -27,6 +30,19 @@ def test_digits_are_decoded_once_and_a_run_cannot_change_the_next_ones():
     again = datasets.digits(seed=0)
     assert torch.equal(again.pool.x, expected) and again.pool.y.unique().numel() == 10
     assert datasets._digits_tensors.cache_info().hits >= 1
+
+
+def test_digits_are_scikit_learns_read_without_importing_it():
+    # The file load_digits reads, read directly: the same images and labels, and no scikit-learn import
+    # (1.5-2 s) in a process that trains on digits.
+    from sklearn.datasets import load_digits
+
+    images, labels = datasets._read_digits_file()
+    bunch = load_digits()
+    assert (images == bunch.data).all() and (labels == bunch.target).all()
+    code = "import sys; from sweepkit import datasets; datasets.digits(0); print('sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize(
