@@ -127,6 +127,21 @@ def relay_through_the_sweep() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """Block the stop signals in this thread for the block: a process started in it keeps them blocked (and
+    so do its forks: a sweep's forkserver and its workers), as :func:`relay_through_the_sweep`'s do; a
+    signal that came meanwhile reaches this thread once the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class SweepStop:
     """The sweep process's stop flag: the first signal asks the sweep to stop between trials and its
     worker processes (joblib's, submitit's local jobs) to stop their trials; a second one stops now."""

@@ -17,7 +17,7 @@ from sweepkit.console import reports_errors, run_console_script
 from sweepkit.devices import release_device
 from sweepkit.mlflow_runs import MlflowTracker
 from sweepkit.tasks import NOISE_SCALE, objective_metrics
-from sweepkit.tracking import RunTracker, build_tracker, record_trial
+from sweepkit.tracking import RunTracker, build_tracker, record_trial, tracker_names, tracks_to_mlflow
 from sweepkit.training import check_config, default_run_name, group_choices, launch_dir, run
 
 if TYPE_CHECKING:
@@ -167,7 +167,20 @@ def main(cfg: DictConfig) -> float | list[float]:
     return objective_value(cfg, metrics)
 
 
+def worker_modules(cfg: DictConfig) -> list[str]:
+    """What a trial of ``cfg`` imports, for a sweep's workers to import once, before they are forked
+    (hydra_plugins.sweepkit_sweeper._warm_workers), instead of each on its first trial."""
+    modules = [__name__, "torch._dynamo"]  # torch's optimizers import torch._dynamo when the first is built
+    modules += [path.rsplit(".", 1)[0] for path in cfg.tracking.trackers.values() if path]  # their modules
+    if tracks_to_mlflow(cfg.tracking):  # imported by the child run's first call, then by its store
+        modules += ["mlflow", "mlflow.store.tracking.sqlalchemy_store", "sweepkit.plots"]
+    if "tensorboard" in tracker_names(cfg.tracking):
+        modules.append("torch.utils.tensorboard")
+    return modules
+
+
 main.__wrapped__.sweepkit_preflight = check_config  # what a sweep checks on its first trial's config
+main.__wrapped__.sweepkit_preload = worker_modules  # what its workers import once (warm workers)
 
 
 def cli() -> None:

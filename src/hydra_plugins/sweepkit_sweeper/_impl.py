@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from hydra_plugins.sweepkit_sweeper import _warm_workers as warm_workers
 from hydra_plugins.sweepkit_sweeper._lr_range import (
     LR,
     OPTIMIZER,
@@ -67,6 +68,7 @@ log = logging.getLogger("sweepkit")
 DIRECTIONS = {"max": "maximize", "min": "minimize"}
 RESULT_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 PREFLIGHT = "sweepkit_preflight"  # attribute of a task function: its check of a trial's config (no writes)
+PRELOAD = "sweepkit_preload"  # attribute of a task function: the modules its trials import, given the config
 
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
@@ -178,11 +180,20 @@ class SweepkitSweeperImpl(Sweeper):
                 # processes of their own, which joblib's loky workers are (started once, reused).
                 config.hydra.launcher = OmegaConf.structured(JobLibLauncherConf(n_jobs=self.n_jobs))
         self.asynchronous = self.n_jobs > 1 and not runs_in_process(config.hydra.launcher)
+        if self.asynchronous and config.hydra.launcher.get("_target_") == JOBLIB_LAUNCHER:
+            warm_workers.start(self._worker_modules(config, task_function), self.n_jobs)
         # Every job runs the app's task as a trial (sweepkit.trial), in whatever process the launcher uses.
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=TrialTask(task_function)
         )
         quiet_launcher(self.launcher, config.hydra.verbose)
+
+    @staticmethod
+    def _worker_modules(config: DictConfig, task_function: TaskFunction) -> list[str]:
+        """The app's module and what its task declares its trials import (``PRELOAD``)."""
+        module = getattr(task_function, "__module__", "__main__")
+        declared = getattr(task_function, PRELOAD, None)
+        return ([] if module == "__main__" else [module]) + (list(declared(config)) if declared else [])
 
     def _gpu_capped(self, config: DictConfig, n_jobs: int) -> int:
         """No more parallel trials than ``trials_per_gpu`` per GPU of this machine that they train on:
