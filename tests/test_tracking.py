@@ -556,16 +556,59 @@ def test_mlflow_ui_runs_table_tells_a_pruned_trial_from_a_finished_one(ui_server
 def test_a_trial_run_ended_with_an_outcome_carries_it_in_its_name(store):
     # A pruned trial's run is FINISHED like a completed one's: its name, which the runs table shows
     # by default, says how it ended at its front (once, however often it is ended).
-    from sweepkit.mlflow_runs import end_child_run, name_outcome, open_child_run, open_experiment
+    from sweepkit.mlflow_runs import end_child_run, mark_outcome, open_child_run, open_experiment
 
     client, experiment_id = open_experiment(store, "sweep", None)
     parent = client.create_run(experiment_id, run_name="sweep-s").info.run_id
     run_id = open_child_run(store, experiment_id, parent, "trial-1", {"optuna.trial_number": "1"}, None)
     client.update_run(run_id, name="trial-1-mlp-digits-sgd")  # as the training run names it at start
     end_child_run(run_id, "FINISHED", {"optuna.state": "PRUNED"}, "pruned@2")
-    name_outcome(client, run_id, "pruned@2")
+    mark_outcome(client, run_id, {"optuna.state": "PRUNED"}, "pruned@2")
     found = client.get_run(run_id)
     assert found.info.run_name == "pruned@2 trial-1-mlp-digits-sgd" and found.info.status == "FINISHED"
+    assert found.data.tags["mlflow.runName"] == found.info.run_name  # the UI reads either
+    assert found.data.tags["optuna.state"] == "PRUNED"
+
+
+def test_a_trial_run_is_logged_in_few_calls_and_holds_every_record(make_cfg, store, tmp_path):
+    # A trial's child run, made active by the trial and given to the training run's tracker, gets its
+    # name, tags and params in one call, no second read, and ends once, by its maker, with the outcome.
+    import mlflow
+
+    from sweepkit.mlflow_runs import MlflowTracker, end_child_run, open_child_run, open_experiment
+
+    client, experiment_id = open_experiment(store, "sweep", None)
+    parent = client.create_run(experiment_id, run_name="sweep-s").info.run_id
+    run_id = open_child_run(store, experiment_id, parent, "trial-3", {"optuna.trial_number": "3"}, None)
+    cfg = make_cfg("tracking=mlflow", f"tracking.uri={store}", "trainer.max_epochs=2")
+    tracker = MlflowTracker(store, "sweep", experiment_id=experiment_id, run_id=run_id)
+    calls: list[str] = []
+    for name in ("log_batch", "get_run", "update_run", "set_tag", "set_terminated"):
+        real = getattr(tracker.client, name)
+        setattr(
+            tracker.client,
+            name,
+            lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k),
+        )
+    try:
+        outcome = run(cfg, make_tracker=lambda: tracker, run_name="trial-3-mlp-digits-sgd")
+        assert calls[0] == "log_batch" and "get_run" not in calls and "update_run" not in calls
+        assert "set_terminated" not in calls and client.get_run(run_id).info.status == "RUNNING"
+    finally:
+        end_child_run(run_id, "FINISHED", {"optuna.state": "COMPLETE"})
+    assert mlflow.active_run() is None
+    found = client.get_run(run_id)
+    assert found.info.status == "FINISHED" and found.info.run_name == "trial-3-mlp-digits-sgd"
+    tags = found.data.tags
+    assert tags["mlflow.parentRunId"] == parent and tags["optuna.state"] == "COMPLETE"
+    assert tags["model"] == "mlp" and tags["stop_reason"] and tags["mlflow.runName"] == found.info.run_name
+    assert found.data.params["optimizer.lr"] and found.data.params["lr_effective"]
+    assert found.data.metrics["best/val/acc"] == outcome["best/val/acc"]
+    assert [m.step for m in client.get_metric_history(run_id, "val/loss")] == [1, 2]
+    logged = {a.path for a in client.list_artifacts(run_id)} | {
+        a.path for d in ("checkpoints", "plots") for a in client.list_artifacts(run_id, d)
+    }
+    assert set(ARTIFACTS) <= logged
 
 
 def test_logged_checkpoint_is_a_copy_that_no_later_write_to_the_run_folder_changes(make_cfg, store, tmp_path):

@@ -73,6 +73,11 @@ def param_items(params: Mapping[str, Any]) -> dict[str, str]:
     return items
 
 
+def tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tag values as MLflow stores them: strings cut to its limit."""
+    return {key: str(value)[:MAX_TAG_VALUE] for key, value in tags.items()}
+
+
 def default_store(launch_dir: Path) -> tuple[str, str]:
     """MLflow's own default store in the launch directory, absolute: (tracking URI, artifact location)."""
     launch_dir = launch_dir.resolve()
@@ -211,26 +216,29 @@ class MlflowTracker:
             tracking_uri, experiment, artifact_location, experiment_id
         )
         self.run_id: str | None = run_id  # given: a run made already (a sweep trial's child run) to log into
+        self._ends_run = run_id is None  # a given run is ended by its maker, which knows how the trial ended
         self.artifact_uri: str | None = None
         self._monitor = None
         self._ended = False
 
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
-        from mlflow.entities import Param
+        from mlflow.entities import Param, RunTag
+        from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-        all_tags = {k: str(v)[:MAX_TAG_VALUE] for k, v in {**source_tags(), **tags}.items()}
+        all_tags = tag_values({**source_tags(), **tags})
         if self.run_id is None:
             run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+            all_tags = {}  # the run holds them already
         else:
-            run = self.client.get_run(self.run_id)
-            self.client.update_run(self.run_id, status="RUNNING", name=run_name)
-            self.set_tags(all_tags)
+            run = self._given_run()
+            all_tags[MLFLOW_RUN_NAME] = run_name  # renamed in the batch that logs its params
         logged = run.data.params  # a resumed trial's run holds its params already (they cannot change)
         self.run_id, self.artifact_uri = run.info.run_id, run.info.artifact_uri
         try:
-            items = [Param(k, v) for k, v in param_items(params).items() if k not in logged]
-            for i in range(0, len(items), BATCH):
-                self.client.log_batch(self.run_id, params=items[i : i + BATCH], synchronous=True)
+            self._log_in_batches(
+                [Param(k, v) for k, v in param_items(params).items() if k not in logged],
+                [RunTag(k, v) for k, v in all_tags.items()],
+            )
             if self.system_metrics:
                 self._start_system_metrics()
         except BaseException as err:  # never leave a run RUNNING that nothing will end
@@ -238,6 +246,24 @@ class MlflowTracker:
             with contextlib.suppress(Exception):  # the error to see is ``err``
                 self.end(status, f"recording the run's params failed: {type(err).__name__}: {err}")
             raise
+
+    def _given_run(self):
+        """The run made already to log into, as its maker last read it when it made it the active run
+        (a trial's child run: no second read); any other is read and set RUNNING."""
+        import mlflow
+
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == self.run_id:
+            return active
+        self.client.update_run(self.run_id, status="RUNNING")
+        return self.client.get_run(self.run_id)
+
+    def _log_in_batches(self, params: list, tags: list) -> None:
+        """Params and tags together, as few calls as MLflow's limit per call allows."""
+        for i in range(0, max(len(params), len(tags)), BATCH):
+            self.client.log_batch(
+                self.run_id, params=params[i : i + BATCH], tags=tags[i : i + BATCH], synchronous=True
+            )
 
     def _start_system_metrics(self) -> None:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -281,9 +307,7 @@ class MlflowTracker:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        items = [RunTag(k, str(v)[:MAX_TAG_VALUE]) for k, v in tags.items()]
-        for i in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, tags=items[i : i + BATCH])
+        self._log_in_batches([], [RunTag(k, v) for k, v in tag_values(tags).items()])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         path = Path(path)
@@ -313,14 +337,15 @@ class MlflowTracker:
         pass  # the checkpoints hold the model; MLflow has no graph view
 
     def end(self, status: Status, error: str | None = None) -> None:
-        """Terminate the run with ``status`` (once; later calls do nothing), ``error`` as its tag."""
+        """Terminate the run it made with ``status`` (once; later calls do nothing), ``error`` as its tag."""
         if self.run_id is None or self._ended:
             return
         self._ended = True
         self._stop_system_metrics()
         if error:
             self.set_tags({"error": error})
-        self.client.set_terminated(self.run_id, status)
+        if self._ends_run:
+            self.client.set_terminated(self.run_id, status)
 
 
 def open_child_run(
@@ -334,9 +359,7 @@ def open_child_run(
     client, _ = open_experiment(uri, "", None, experiment_id)
     if run_id is None:
         all_tags = {**source_tags(), **tags, "mlflow.parentRunId": parent_run_id}
-        run_id = client.create_run(
-            experiment_id, run_name=name, tags={k: str(v)[:MAX_TAG_VALUE] for k, v in all_tags.items()}
-        ).info.run_id
+        run_id = client.create_run(experiment_id, run_name=name, tags=tag_values(all_tags)).info.run_id
     else:
         client.update_run(run_id, status="RUNNING")
         for stale in ("error", "optuna.state"):
@@ -349,7 +372,7 @@ def open_child_run(
 
 def end_child_run(run_id: str, status: Status, tags: Mapping[str, str], outcome: str | None = None) -> None:
     """End a trial's child run (the active one) with ``status`` and the trial's outcome as tags;
-    ``outcome`` (``pruned at epoch 3``, ``failed``) goes into the run's name (``name_outcome``)."""
+    ``outcome`` (``pruned@3``, ``failed``) goes into the run's name (``outcome_name``)."""
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -367,30 +390,39 @@ def close_child(client_uri: str, run_id: str, reason: str) -> None:
 
     client = MlflowClient(client_uri)
     try:
-        if client.get_run(run_id).info.status == "RUNNING":
-            mark_outcome(client, run_id, {"optuna.state": "FAIL", "error": reason}, "failed")
+        run = client.get_run(run_id)
+        if run.info.status == "RUNNING":
+            mark_outcome(
+                client, run_id, {"optuna.state": "FAIL", "error": reason}, "failed", run.info.run_name
+            )
             client.set_terminated(run_id, "FAILED")
     except Exception as err:  # the store may be unreachable; the Optuna state is what counts
         log.warning("could not close MLflow run %s: %s", run_id, err)
 
 
-def mark_outcome(client, run_id: str, tags: Mapping[str, str], outcome: str | None) -> None:
-    """A trial's outcome on its child run: the tags (cut to MLflow's limit), and ``outcome`` at the
-    front of the run's name (``name_outcome``)."""
-    for key, value in tags.items():
-        client.set_tag(run_id, key, str(value)[:MAX_TAG_VALUE])
+def mark_outcome(
+    client, run_id: str, tags: Mapping[str, str], outcome: str | None, name: str | None = None
+) -> None:
+    """A trial's outcome on its child run, in one call: the tags (cut to MLflow's limit), and
+    ``outcome`` at the front of the run's name (``outcome_name``; ``name``: the run's name, read when
+    not given)."""
+    from mlflow.entities import RunTag
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    items = tag_values(tags)
     if outcome:
-        name_outcome(client, run_id, outcome)
+        if name is None:
+            name = client.get_run(run_id).info.run_name
+        items[MLFLOW_RUN_NAME] = outcome_name(name or "", outcome)  # the store renames the run too
+    client.log_batch(run_id, tags=[RunTag(key, value) for key, value in items.items()])
 
 
-def name_outcome(client, run_id: str, outcome: str) -> None:
-    """Put how a trial ended at the front of its run's name (``pruned@3 trial-7-mlp-digits-...``),
+def outcome_name(name: str, outcome: str) -> str:
+    """A run's name with how its trial ended at the front, once (``pruned@3 trial-7-mlp-digits-...``),
     where the runs table's narrow name column still shows it, a child run's indented most: a pruned
     trial's status is FINISHED like a completed one's (MLflow has no status for it), and tags are
     columns one must add. Sorting by name then gathers the pruned."""
-    name = client.get_run(run_id).info.run_name or ""
-    if not name.startswith(f"{outcome} "):
-        client.update_run(run_id, name=f"{outcome} {name}".strip())
+    return name if name.startswith(f"{outcome} ") else f"{outcome} {name}".strip()
 
 
 def mlflow_tracker(cfg: Mapping[str, Any], launch_dir: Path) -> MlflowTracker:
@@ -463,7 +495,6 @@ class ParentRun:
 
     def log_summary(self, summary: StudySummary, n_trials: int, artifacts: list[Path]) -> None:
         """Best value and trial, counts per state, epochs run against the budget, plots."""
-        from mlflow.entities import Metric
         from optuna.trial import TrialState
 
         # every state, zeros too: a count logged earlier (trials_running=1 of a stopped sweep) is put right
@@ -487,22 +518,25 @@ class ParentRun:
                 }
             )
         step = summary.finished
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), 0, step) for k, v in metrics.items()])
-        if summary.best_number is not None:
-            self.client.set_tag(self.run_id, "best_trial", str(summary.best_number))
+        tags = {"best_trial": str(summary.best_number)} if summary.best_number is not None else {}
+        self._log(metrics, tags, step)
         for path in artifacts:
             self.client.log_artifact(self.run_id, str(path), "plots" if path.suffix == ".png" else None)
 
     def log_scaling(self, fits) -> None:
         """The lr-vs-batch law (sweepkit.scaling_law): alpha, its interval and the break as metrics,
         the verdict as a tag."""
-        from mlflow.entities import Metric
-
         metrics = {name: value for fit in fits for name, value in fit.metrics().items()}
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()])
-        for fit in fits:
-            for key, value in fit.tags().items():
-                self.client.set_tag(self.run_id, key, value)
+        self._log(metrics, {key: value for fit in fits for key, value in fit.tags().items()}, step=0)
+
+    def _log(self, metrics: Mapping[str, float], tags: Mapping[str, str], step: int) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), 0, step) for k, v in metrics.items()],
+            tags=[RunTag(k, v) for k, v in tag_values(tags).items()],
+        )
 
     def log_folder(self, folder: Path, artifact_path: str) -> None:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
