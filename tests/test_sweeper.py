@@ -7,6 +7,8 @@ import re
 import signal
 import time
 
+from pathlib import Path
+
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -89,6 +91,10 @@ def _assert_study_mlflow_and_folders_agree(cwd, study, n_trials):
     assert (sweep_dir / "optimization_results.yaml").exists() and (
         sweep_dir / "plots" / "optimization_history.png"
     ).exists()
+    from mlflow import MlflowClient  # the study plots (drawn by the plot process) on the parent run too
+
+    logged = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}").list_artifacts(parent.info.run_id, "plots")
+    assert {Path(a.path).name for a in logged} == {p.name for p in (sweep_dir / "plots").glob("*.png")}
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)

@@ -15,7 +15,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.text import Text
 from optuna.trial import TrialState
 
-from hydra_plugins.sweepkit_sweeper._study_plots import draw_plots, results, save_plots
+from hydra_plugins.sweepkit_sweeper._results_file import results
+from hydra_plugins.sweepkit_sweeper._study_plots import draw_plots, save_plots
 
 OPTIMIZERS = ["sgd", "adam", "adamw", "rmsprop"]
 
@@ -153,7 +154,7 @@ def test_lr_batch_contour_has_one_panel_per_optimizer_with_only_its_trials(study
 
 def test_results_file_names_the_metric_and_direction(study, tmp_path):
     # optimization_results.yaml says which metric best_value is of, and whether it was maximized.
-    from hydra_plugins.sweepkit_sweeper._study_plots import save_results
+    from hydra_plugins.sweepkit_sweeper._results_file import save_results
 
     found = yaml.safe_load(save_results(study, tmp_path / "optimization_results.yaml").read_text())
     assert found["metric"] == "val/acc" and found["direction"] == "maximize"

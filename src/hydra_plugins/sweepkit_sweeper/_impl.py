@@ -46,6 +46,8 @@ from hydra_plugins.sweepkit_sweeper._lr_range import (
 )
 from hydra_plugins.sweepkit_sweeper._lr_range import check_settings as check_lr_range_settings
 from hydra_plugins.sweepkit_sweeper._names import check_study_name, derive_study_name, override_value
+from hydra_plugins.sweepkit_sweeper._plot_process import PlotProcess
+from hydra_plugins.sweepkit_sweeper._results_file import save_results
 from hydra_plugins.sweepkit_sweeper._search_space import (
     as_record,
     check_unchanged,
@@ -54,7 +56,6 @@ from hydra_plugins.sweepkit_sweeper._search_space import (
 )
 from hydra_plugins.sweepkit_sweeper._settings import SweepSettings
 from hydra_plugins.sweepkit_sweeper._slots import Slots
-from hydra_plugins.sweepkit_sweeper._study_plots import save_plots, save_results
 from sweepkit import journal, scaling_law, studies, sweep_summary
 from sweepkit.errors import ConfigError, RunFailed, one_of, writable_folder
 from sweepkit.mlflow_runs import ParentRun, close_child
@@ -216,7 +217,7 @@ class SweepkitSweeperImpl(Sweeper):
     def sweep(self, arguments: list[str]) -> None:
         """Run the study to ``n_trials`` results. Bad settings raise ConfigError before anything is
         written; a stop signal ends the sweep between trials (sweepkit.preemption)."""
-        with SweepStop() as self.stop:
+        with SweepStop() as self.stop, PlotProcess() as self.plotter:  # its imports overlap all that follows
             plan = self._plan(arguments)
             self.stop.raise_if_requested()
             study = self._open_study(plan)
@@ -744,7 +745,7 @@ class SweepkitSweeperImpl(Sweeper):
             summary = studies.summarize(study)
             plots = plan.sweep_dir / sweep_summary.PLOTS_FOLDER
             artifacts = [
-                *save_plots(study, plots),
+                *self._save_plots(study, plots, plan),
                 save_results(study, plan.sweep_dir / sweep_summary.RESULTS_FILE),
             ]
             scaling = scaling_law.at_sweep_end(
@@ -764,6 +765,15 @@ class SweepkitSweeperImpl(Sweeper):
             if parent is not None:
                 parent.end(status)
         self._print_summary(study, parent, plan)
+
+    def _save_plots(self, study: optuna.Study, folder: Path, plan: Plan) -> list[Path]:
+        """The study plots, drawn by the plot process (its imports done while the trials ran), or here."""
+        drawn = self.plotter.draw(plan.storage_url, plan.study_name, folder)
+        if drawn is None:
+            from hydra_plugins.sweepkit_sweeper._study_plots import save_plots
+
+            drawn = save_plots(study, folder)
+        return drawn
 
     def _print_summary(self, study: optuna.Study, parent: ParentRun | None, plan: Plan) -> None:
         """The closing lines: best value by its metric's name and params, trials by state, epochs saved,

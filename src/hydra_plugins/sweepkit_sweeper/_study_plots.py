@@ -23,7 +23,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import optuna
-import yaml
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -264,33 +263,3 @@ def lr_batch_contours(study: optuna.Study) -> Figure:
     figure.colorbar(points, ax=list(axes), label=name)
     figure.suptitle(f"{name} over {LR} and {BATCH} (completed trials)")
     return figure
-
-
-def results(study: optuna.Study) -> dict[str, Any]:
-    """Best params and value (single objective) or the Pareto front (multi-objective), with the
-    metric each value is of."""
-    names = metric_names(study)
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(study.directions) == 1:
-        head = {"name": study.study_name, "metric": names[0], "direction": study.direction.name.lower()}
-        if not completed:
-            return {**head, "best_params": None, "best_value": None}
-        best = study.best_trial
-        return {**head, "best_trial": best.number, "best_params": best.params, "best_value": best.value}
-    front = (
-        [{"number": t.number, "params": t.params, "values": t.values} for t in study.best_trials]
-        if completed
-        else []
-    )
-    return {
-        "name": study.study_name,
-        "metrics": names,
-        "directions": [d.name.lower() for d in study.directions],
-        "pareto_front": front,
-    }
-
-
-def save_results(study: optuna.Study, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(results(study), sort_keys=False))
-    return path
