@@ -5,6 +5,7 @@ and a real ``mlflow ui`` server for the REST and browser checks."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -326,6 +327,34 @@ def test_parallel_jobs_can_open_one_fresh_store_together(tmp_path):
     assert sorted(r.data.params["job"] for r in runs) == ["0", "1", "2"] and {
         r.info.status for r in runs
     } == {"FINISHED"}
+
+
+def schema(db: Path) -> list[tuple]:
+    """A SQLite database's tables, indexes and triggers as created (each definition's lines in order:
+    MLflow's own migrations order a table's constraints differently from one store to the next),
+    and its alembic revision."""
+    with sqlite3.connect(db) as connection:
+        entries = connection.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+        revision = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    lines = [
+        (kind, name, table, sorted(line.strip(" ,") for line in (sql or "").splitlines()))
+        for kind, name, table, sql in entries
+    ]
+    return sorted(lines) + revision
+
+
+def test_a_fresh_store_is_mlflows_own_schema_and_a_half_made_one_is_never_used(tmp_path, migrated_db):
+    # The store sweepkit makes (MLflow's migrations, no flush per step) is the schema MLflow makes
+    # itself, to the index and revision; a file left half-built by a killed maker is discarded.
+    from sweepkit.mlflow_runs import open_experiment
+
+    db = tmp_path / "mlflow.db"
+    (tmp_path / "mlflow.db-new").write_bytes(b"SQLite format 3\x00 torn")
+    client, experiment_id = open_experiment(f"sqlite:///{db}", "fresh", None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "mlflow.db-lock"]
+    assert schema(db) == schema(migrated_db)
+    run_id = client.create_run(experiment_id).info.run_id
+    assert MlflowClient(f"sqlite:///{db}").get_run(run_id).info.experiment_id == experiment_id
 
 
 def test_experiment_and_hydra_choices_become_tags():
