@@ -56,6 +56,7 @@ from hydra_plugins.sweepkit_sweeper._search_space import (
 )
 from hydra_plugins.sweepkit_sweeper._settings import SweepSettings
 from hydra_plugins.sweepkit_sweeper._slots import Slots
+from hydra_plugins.sweepkit_sweeper._trial_configs import loader_for_trials
 from sweepkit import journal, scaling_law, studies, sweep_summary
 from sweepkit.errors import ConfigError, RunFailed, one_of, writable_folder
 from sweepkit.mlflow_runs import ParentRun, close_child
@@ -172,6 +173,8 @@ class SweepkitSweeperImpl(Sweeper):
         self.sampler_seed: int | None = None  # set when the study is opened
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        # trials' configs composed once per set of group choices, in the launcher and in the checks here
+        hydra_context = HydraContext(loader_for_trials(hydra_context.config_loader), hydra_context.callbacks)
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
         self.n_jobs = self._gpu_capped(config, self.settings.n_jobs or available_cores())
         with open_dict(config):
