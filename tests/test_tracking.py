@@ -640,6 +640,25 @@ def test_a_trial_run_is_logged_in_few_calls_and_holds_every_record(make_cfg, sto
     assert set(ARTIFACTS) <= logged
 
 
+def test_a_given_run_that_is_not_the_active_one_is_read_and_set_running(store):
+    # A run made earlier (a stopped attempt of a trial) continues: RUNNING, renamed, its logged params
+    # kept as they were and the new ones added; the tracker leaves ending it to the run's maker.
+    from mlflow.entities import Param
+
+    from sweepkit.mlflow_runs import MlflowTracker, open_experiment
+
+    client, experiment_id = open_experiment(store, "sweep", None)
+    run_id = client.create_run(experiment_id, run_name="trial-2").info.run_id
+    client.log_batch(run_id, params=[Param("seed", "1")])
+    client.set_terminated(run_id, "KILLED")
+    tracker = MlflowTracker(store, "sweep", experiment_id=experiment_id, run_id=run_id)
+    tracker.start("trial-2-mlp-digits-sgd", {"seed": 5, "optimizer.lr": 0.1}, {"model": "mlp"})
+    tracker.end("FINISHED")
+    found = client.get_run(run_id)
+    assert found.info.status == "RUNNING" and found.info.run_name == "trial-2-mlp-digits-sgd"
+    assert found.data.params == {"seed": "1", "optimizer.lr": "0.1"} and found.data.tags["model"] == "mlp"
+
+
 def test_logged_checkpoint_is_a_copy_that_no_later_write_to_the_run_folder_changes(make_cfg, store, tmp_path):
     # The MLflow artifact is a file of its own (a copy, or a reflink where the file system clones):
     # writing over the run folder's last.pt in place, as `cp other.pt last.pt` does, leaves it as logged.
