@@ -10,6 +10,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.utils import create_config_search_path
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+from sweeps import SEARCHPATH
 
 from hydra_plugins.sweepkit_sweeper import _trial_configs
 from hydra_plugins.sweepkit_sweeper._trial_configs import TrialConfigLoader
@@ -26,6 +27,8 @@ TRIALS = [  # a sweep's job overrides: group choices, values inside the chosen g
     ],
     ["optimizer=adam", "optimizer.lr=0.0004", "data.batch_size=256", "hydra.sweep.subdir=2"],
     ["optimizer=adam", "model=cnn", "model.channels=[4,8]", "+model.extra=1", "hydra.sweep.subdir=3"],
+    # a group found only on a search path the overrides add (a user's own configs)
+    [SEARCHPATH, "model=flaky", "hydra.sweep.subdir=4"],
 ]
 
 

@@ -4,7 +4,7 @@ copy with its values set.
 Hydra composes every job's config from scratch: it reads the config files, builds the defaults tree and
 merges it, 0.1-0.2 s a trial, though a sweep's trials differ mostly in values (the lr, the batch size)
 that Hydra sets after composing anyway. This loader composes, through Hydra, the config of a trial's
-group choices (``optimizer=adam``) once per process; each trial gets a copy with its value overrides
+group choices (``optimizer=adam``, with ``hydra.searchpath``) once per process; each trial gets a copy with its value overrides
 applied by Hydra's own function, in Hydra's order, and Hydra's record of the overrides
 (``hydra.overrides``, ``hydra.job.override_dirname``) written as Hydra writes it. Which override chooses
 a config group is decided as Hydra decides it, on the search path the overrides make.
@@ -26,6 +26,7 @@ from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+SEARCHPATH = "hydra.searchpath"
 # per process: (config name, search path, working directory, group choices) -> the config Hydra composed
 _COMPOSED: dict[tuple, DictConfig] = {}
 
@@ -45,7 +46,7 @@ class TrialConfigLoader:
         config_name = master_config.hydra.job.config_name
         lines = [*master_config.hydra.overrides.hydra, *sweep_overrides]
         parsed, repo = self.hydra_loader._parse_overrides_and_create_caching_repo(config_name, lines)
-        choices = tuple(o.input_line for o in parsed if _chooses_config(o, repo))
+        choices = tuple(o.input_line for o in parsed if _chooses_config(o, repo) or _adds_configs(o))
         sources = tuple((source.provider, source.path) for source in repo.get_sources())
         key = (config_name, sources, os.getcwd(), choices)
         if key not in _COMPOSED:
@@ -63,6 +64,12 @@ def _chooses_config(override: Override, repo: Any) -> bool:
     """Hydra's rule (``hydra._internal.defaults_list.Overrides``): an override of a config group's name,
     not a dict, picks (or adds, or removes) a config; any other sets a value after the composition."""
     return repo.group_exists(override.key_or_group) and not isinstance(override.value(), dict)
+
+
+def _adds_configs(override: Override) -> bool:
+    """``hydra.searchpath``: where the composition finds configs (a user's groups, ``model=flaky``); it is
+    a value too, which Hydra sets after the composition like any other."""
+    return override.key_or_group == SEARCHPATH
 
 
 def _record_overrides(cfg: DictConfig, parsed: list[Override]) -> None:
