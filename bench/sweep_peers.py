@@ -40,7 +40,10 @@ the joblib launcher; .venv: the submitit launcher).
 Epochs run and the best val/acc are read from every trial's log (the app's "best val/acc ... (epoch i
 of n, reason)" line), for all three alike; sweepkit's are checked against its study's record.
 
-Ratios are ``sweepkit / <peer>`` wall: medians over seeds of per-seed ratios, with their range.
+Ratios are ``sweepkit / <peer>``: medians over seeds of per-seed ratios, with their range, of the wall
+time and of the time around the trials (wall less the trials' own time, each trial's log from its first
+line to its last): the draws differ, and so does the training time of the batch sizes drawn, so the
+second is the sweepers' cost at equal work.
 ``--dry-run``: 2 trials of 1 epoch each per contender (a smoke test, no ratios worth reading).
 """
 
@@ -54,6 +57,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -99,6 +103,12 @@ class Sweep:
     trials: int
     epochs: int
     best: float
+    trials_s: float  # the trials' own time, as their logs span it (first line to last, summed)
+
+    @property
+    def around_s(self) -> float:
+        """The sweep's time beyond its trials' own: what the sweeper and its process cost."""
+        return self.wall_s - self.trials_s
 
 
 def step(message: str) -> None:
@@ -233,19 +243,24 @@ def command(name: str, folder: Path, seed: int, n_trials: int, max_epochs: int |
 
 
 BEST_LINE = re.compile(r"best val/acc (\S+) .*\(epoch \d+ of (\d+), ")
+STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.MULTILINE)  # Hydra's job log lines
 
 
-def from_logs(sweep_dir: Path) -> tuple[int, int, float]:
-    """Trials, epochs run and the best val/acc, from the app's summary line in each trial's log."""
-    trials, epochs, best = 0, 0, float("-inf")
+def from_logs(sweep_dir: Path) -> tuple[int, int, float, float]:
+    """Trials, epochs run, the best val/acc (the app's summary line in each trial's log) and the trials'
+    own seconds (each log's first line to its last: the same app phases for every contender)."""
+    trials, epochs, best, seconds = 0, 0, float("-inf"), 0.0
     for log in sorted(sweep_dir.glob("*/*.log")):
-        found = BEST_LINE.findall(log.read_text())
+        text = log.read_text()
+        found = BEST_LINE.findall(text)
         if found:
             value, ran = found[-1]
             trials += 1
             epochs += int(ran)
             best = max(best, float(value))
-    return trials, epochs, best
+            stamps = [datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f") for t in STAMP.findall(text)]
+            seconds += (stamps[-1] - stamps[0]).total_seconds()
+    return trials, epochs, best, seconds
 
 
 def run_contender(name: str, seed: int, n_trials: int, max_epochs: int | None) -> Sweep:
@@ -259,7 +274,7 @@ def run_contender(name: str, seed: int, n_trials: int, max_epochs: int | None) -
             sys.exit(
                 f"{name} failed ({done.returncode}):\n{' '.join(argv)}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
             )
-        trials, epochs, best = from_logs(folder / "multirun" / "bench")
+        trials, epochs, best, trials_s = from_logs(folder / "multirun" / "bench")
         if name == "sweepkit":  # its own record of the study agrees with the logs
             import optuna
 
@@ -272,7 +287,7 @@ def run_contender(name: str, seed: int, n_trials: int, max_epochs: int | None) -
             assert (len(study.trials), recorded) == (trials, epochs), (study.trials, recorded, epochs)
             assert abs(study.best_value - best) <= 5e-5, (study.best_value, best)  # logged to 4 places
         assert trials == n_trials, f"{name}: {trials} trial logs with a summary, expected {n_trials}"
-        return Sweep(wall, trials, epochs, best)
+        return Sweep(wall, trials, epochs, best, trials_s)
 
 
 def ratio(pairs: list[tuple[float, float]]) -> str:
@@ -293,14 +308,17 @@ def main() -> None:
         ensure_venv(name)
 
     results: dict[str, list[Sweep]] = {name: [] for name in CONTENDERS}
-    print(f"{'seed':>4}  {'sweep':<22} {'trials':>6} {'epochs':>6} {'best':>7} {'wall s':>7}")
+    print(
+        f"{'seed':>4}  {'sweep':<22} {'trials':>6} {'epochs':>6} {'best':>7} {'wall s':>7} {'trials s':>8} {'around s':>8}"
+    )
     for seed in args.seeds:
         for name in CONTENDERS:
             result = run_contender(name, seed, n_trials, max_epochs)
             results[name].append(result)
             note = "" if result.epochs == full_epochs else f"  (not {full_epochs}: a trial stopped early)"
             print(
-                f"{seed:>4}  {name:<22} {result.trials:>6} {result.epochs:>6} {result.best:>7.4f} {result.wall_s:>7.1f}{note}",
+                f"{seed:>4}  {name:<22} {result.trials:>6} {result.epochs:>6} {result.best:>7.4f} "
+                f"{result.wall_s:>7.1f} {result.trials_s:>8.1f} {result.around_s:>8.1f}{note}",
                 flush=True,
             )
 
@@ -308,6 +326,10 @@ def main() -> None:
     for name in PEERS:
         pairs = [(s.wall_s, p.wall_s) for s, p in zip(results["sweepkit"], results[name])]
         print(f"sweepkit / {name + ' wall:':<28} {ratio(pairs)}")
+        around = [(s.around_s, p.around_s) for s, p in zip(results["sweepkit"], results[name])]
+        print(
+            f"sweepkit / {name + ' time around trials:':<28} {ratio(around)}   (the draws differ: this is equal work)"
+        )
 
 
 if __name__ == "__main__":
