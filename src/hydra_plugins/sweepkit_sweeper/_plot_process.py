@@ -67,6 +67,7 @@ def main() -> None:
 
     from hydra_plugins.sweepkit_sweeper._study_plots import save_plots
     from sweepkit import studies
+    from sweepkit.console import exit_quickly
 
     order = sys.stdin.readline()
     if not order:  # the sweep ended without wanting plots
@@ -75,6 +76,7 @@ def main() -> None:
     study = optuna.load_study(study_name=order["study"], storage=studies.open_storage(order["storage"]))
     for path in save_plots(study, Path(order["folder"])):
         print(path, flush=True)
+    exit_quickly()  # the sweep waits for this process's end
 
 
 if __name__ == "__main__":
