@@ -6,13 +6,15 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from sweepkit.datasets import Task
 from sweepkit.errors import ConfigError, one_of
 from sweepkit.targets import call, import_target, settings
+
+if TYPE_CHECKING:  # torch on use: the metric names are read by processes that train nothing (study plots)
+    import torch
+
+    from sweepkit.datasets import Task
 
 LOSS_KEYS = ("for_task",)  # sweepkit's own key of a loss config; every other key goes to the target
 TARGET_SHAPES: dict[Task, str] = {
@@ -46,6 +48,8 @@ def build_loss(
     the task's own loss from ``loss.for_task`` (loss=auto: cross-entropy for classes, MSE for regression).
     Either way the loss must return the batch's mean as a scalar tensor.
     """
+    import torch
+
     key = "loss"
     if cfg["_target_"] is None:
         by_task = cfg.get("for_task") or {}
@@ -75,6 +79,8 @@ def check_loss(loss_fn: Callable[..., Any], task: Task, num_outputs: int, key: s
     The probe batch is one longer than the output width, so that class-index targets cannot
     broadcast against the outputs (MSE on classes would pass silently on a batch of two classes).
     """
+    import torch
+
     batch = num_outputs + 1
     outputs = torch.zeros(batch, num_outputs, requires_grad=True)
     targets = (

@@ -2,8 +2,8 @@
 
 Drawing the plots of a finished study takes a second or two; importing what draws them (matplotlib,
 Optuna's plots, and scikit-learn, which Optuna's fANOVA importances import) takes 2-4 s more. A process
-started with the sweep does those imports while the sweep sets up and runs its trials, on whatever core
-they leave, then waits; told that the study is done, it draws it, so the sweep's end costs the drawing
+started with the sweep does those imports while the sweep sets up and runs its trials, at a lower
+priority (on whatever time the cores leave), then waits; told that the study is done, it draws it, so the sweep's end costs the drawing
 alone. The sweep waits for it, and draws the plots itself if the process could not.
 
 The process starts with the stop signals blocked: a Ctrl-C to the whole group stops the sweep, whose end
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from sweepkit.preemption import stop_signals_blocked
 
 log = logging.getLogger("sweepkit")
 DRAW_TIMEOUT_S = 300  # a study of thousands of trials draws in well under this
+NICENESS = 10  # the process's priority below the sweep's (its imports wait while the cores train)
 
 
 class PlotProcess:
@@ -62,6 +64,8 @@ class PlotProcess:
 
 
 def main() -> None:
+    if hasattr(os, "nice"):  # the imports take the cores' spare time: the trials and workers come first
+        os.nice(NICENESS)
     import optuna
     import optuna.importance
 
