@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 WORKERS = """
-import json, os, signal, sys
+import gc, json, os, signal, sys
 from joblib import Parallel, delayed
 from hydra_plugins.sweepkit_sweeper import _warm_workers
 
@@ -16,6 +16,7 @@ def job(_):
         "pid": os.getpid(),
         "parent": os.getppid(),
         "preloaded": "torch._dynamo" in sys.modules,  # imported before this job asked for anything
+        "frozen": gc.get_freeze_count() > 0,  # the server froze what it imported (shared pages, quick end)
         "threads": torch.get_num_threads(),
         "blocked": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
     }
@@ -45,7 +46,7 @@ def test_workers_are_forks_of_one_preloaded_server_with_a_core_share_of_threads_
     jobs = result["jobs"]
     servers = {job["parent"] for job in jobs}
     assert len(servers) == 1 and result["sweep"] not in servers, (servers, result["sweep"])
-    assert all(job["preloaded"] for job in jobs)
+    assert all(job["preloaded"] and job["frozen"] for job in jobs)
     import os
 
     share = max(len(os.sched_getaffinity(0)) // 2, 1)

@@ -28,6 +28,7 @@ from sweepkit.preemption import stop_signals_blocked
 
 log = logging.getLogger("sweepkit")
 FORKSERVER = "forkserver"
+FREEZE = "hydra_plugins.sweepkit_sweeper._frozen"  # imported last: freezes what the server imported
 
 
 def start(preload: Sequence[str], n_jobs: int) -> bool:
@@ -39,7 +40,7 @@ def start(preload: Sequence[str], n_jobs: int) -> bool:
     from multiprocessing import forkserver, resource_tracker
 
     loky_context.set_start_method(FORKSERVER)
-    forkserver.set_forkserver_preload(["__main__", *preload])
+    forkserver.set_forkserver_preload(["__main__", *preload, FREEZE])
     # The server starts the stdlib's resource tracker first, if none runs yet, and unblocks SIGINT and
     # SIGTERM in this thread after that (it blocks them only while starting the tracker): started here
     # first, the tracker is found running there, and the mask below holds when the server starts.
