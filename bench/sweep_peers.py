@@ -8,7 +8,7 @@ digits), TPE with the same seed and the preset's ``n_startup_trials``, no prunin
 fresh process, seeds interleaved (seed 0: sweepkit, peer A, peer B; seed 1: ...):
 
 - sweepkit: ``sweepkit-train -m hparams_search=lr_batch_optimizer ... hydra.sweeper.n_jobs=1
-  hydra.sweeper.pruner=NopPruner`` from /work/main/.venv (Optuna 5);
+  hydra.sweeper.pruner=NopPruner`` from the project's .venv (Optuna 5);
 - optuna-sweeper: Hydra's own Optuna sweeper (``hydra-optuna-sweeper`` 1.2.0, Optuna 2.10, SQLAlchemy
   1.4), ``hydra/sweeper=optuna`` with ``n_jobs=1`` (batches of one trial), the basic launcher;
 - optuna-mlflow-sweeper: ``hydra-optuna-mlflow-sweeper`` 0.1.3, ``hydra/sweeper=mlflow_optuna``, the
@@ -26,7 +26,7 @@ The peers get the preset's ``hydra.sweeper.params``, ``trainer.max_epochs``, obj
 val/acc: the app returns the best epoch's val/acc) and trial count from a config this script writes
 into the temporary folder (``--config-dir``, ``+bench=<peer>``), not ``hparams_search=``, which
 selects sweepkit's sweeper. The peer venvs are made when missing, under .bench-venvs/<peer>, from
-exact versions (the packages they share with /work/main/.venv at its versions).
+exact versions (the packages they share with the project's .venv at its versions).
 
 Equal: the training app and its code, torch, hydra-core, numpy and scikit-learn versions, the search
 space, epochs per trial, TPE seed and n_startup_trials, one trial at a time in the sweep's process,
