@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,6 +60,9 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_VENV = ROOT / ".venv"
@@ -290,11 +292,6 @@ def run_contender(name: str, seed: int, n_trials: int, max_epochs: int | None) -
         return Sweep(wall, trials, epochs, best, trials_s)
 
 
-def ratio(pairs: list[tuple[float, float]]) -> str:
-    values = [a / b for a, b in pairs]
-    return f"{statistics.median(values):.3f}x ({min(values):.3f}..{max(values):.3f})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -324,11 +321,13 @@ def main() -> None:
 
     print()
     for name in PEERS:
-        pairs = [(s.wall_s, p.wall_s) for s, p in zip(results["sweepkit"], results[name])]
-        print(f"sweepkit / {name + ' wall:':<28} {ratio(pairs)}")
-        around = [(s.around_s, p.around_s) for s, p in zip(results["sweepkit"], results[name])]
+        ours, theirs = results["sweepkit"], results[name]
         print(
-            f"sweepkit / {name + ' time around trials:':<28} {ratio(around)}   (the draws differ: this is equal work)"
+            f"sweepkit / {name + ' wall:':<28} {ratio([s.wall_s for s in ours], [s.wall_s for s in theirs])}"
+        )
+        around = ratio([s.around_s for s in ours], [s.around_s for s in theirs])
+        print(
+            f"sweepkit / {name + ' time around trials:':<28} {around}   (the draws differ: this is equal work)"
         )
 
 

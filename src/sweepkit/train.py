@@ -171,7 +171,8 @@ def worker_modules(cfg: DictConfig) -> list[str]:
     """What a trial of ``cfg`` imports, for a sweep's workers to import once, before they are forked
     (hydra_plugins.sweepkit_sweeper._warm_workers), instead of each on its first trial."""
     modules = [__name__, "torch._dynamo"]  # torch's optimizers import torch._dynamo when the first is built
-    modules += [path.rsplit(".", 1)[0] for path in cfg.tracking.trackers.values() if path]  # their modules
+    builders = [cfg.tracking.trackers[name] for name in tracker_names(cfg.tracking)]
+    modules += [path.rsplit(".", 1)[0] for path in builders if isinstance(path, str)]  # the trackers' modules
     if tracks_to_mlflow(cfg.tracking):  # imported by the child run's first call, then by its store
         modules += ["mlflow", "mlflow.store.tracking.sqlalchemy_store", "sweepkit.plots"]
     if "tensorboard" in tracker_names(cfg.tracking):
