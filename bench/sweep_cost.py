@@ -28,6 +28,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import ratio
+
 TRAIN = Path(sys.executable).with_name("sweepkit-train")
 PRESET = "lr_batch_optimizer"
 SERIAL = ["hydra.sweeper.n_jobs=1"]
@@ -137,9 +140,8 @@ def run_contender(name: str, seed: int, n_trials: int) -> Sweep:
         return Sweep(wall, n_trials, studies.summarize(study).epochs_run, study.best_value)
 
 
-def ratio(pairs: list[tuple[float, float]]) -> str:
-    values = [a / b for a, b in pairs]
-    return f"{statistics.median(values):.3f}x ({min(values):.3f}..{max(values):.3f})"
+def ratio_of(pairs: list[tuple[float, float]]) -> str:
+    return ratio([a for a, _ in pairs], [b for _, b in pairs])
 
 
 def main() -> None:
@@ -174,17 +176,17 @@ def main() -> None:
         return [(getattr(x, key), getattr(y, key)) for x, y in zip(full[a], full[b])]
 
     print(
-        f"\nsweepkit / floor wall, no tracking, n_jobs=1:  {ratio(pairs('sweepkit', 'floor'))}   (target <= 1.10x)"
+        f"\nsweepkit / floor wall, no tracking, n_jobs=1:  {ratio_of(pairs('sweepkit', 'floor'))}   (target <= 1.10x)"
     )
     print(
-        f"MLflow on / off wall, n_jobs=1:                {ratio(pairs('sweepkit+mlflow', 'sweepkit'))}   (target <= 1.15x)"
+        f"MLflow on / off wall, n_jobs=1:                {ratio_of(pairs('sweepkit+mlflow', 'sweepkit'))}   (target <= 1.15x)"
     )
-    print(f"pruned / unpruned wall:                        {ratio(pairs('sweepkit', 'unpruned'))}")
+    print(f"pruned / unpruned wall:                        {ratio_of(pairs('sweepkit', 'unpruned'))}")
     print(
-        f"pruned / unpruned epochs:                      {ratio(pairs('sweepkit', 'unpruned', 'epochs'))}   (target: wall within 0.10 of this)"
+        f"pruned / unpruned epochs:                      {ratio_of(pairs('sweepkit', 'unpruned', 'epochs'))}   (target: wall within 0.10 of this)"
     )
     print(
-        f"all cores / one worker, trials per minute:     {ratio([(s.wall_s, p.wall_s) for s, p in zip(full['sweepkit'], full['parallel'])])}   (target >= 1.4x)"
+        f"all cores / one worker, trials per minute:     {ratio_of([(s.wall_s, p.wall_s) for s, p in zip(full['sweepkit'], full['parallel'])])}   (target >= 1.4x)"
     )
     for name in short:
         marginal = [
