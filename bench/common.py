@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 
 def alternate(
@@ -31,3 +32,13 @@ def ratio(numerator: list[float], denominator: list[float]) -> str:
     """Median of the per-round ratios, with their spread (rounds pair up: they ran back to back)."""
     ratios = [a / b for a, b in zip(numerator, denominator)]
     return f"{statistics.median(ratios):.3f}x ({min(ratios):.3f}..{max(ratios):.3f})"
+
+
+@dataclass
+class Sweep:
+    """One sweep's outcome, as the sweep benchmarks record it."""
+
+    wall_s: float
+    trials: int
+    epochs: int
+    best: float

@@ -25,11 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ratio
+from common import Sweep, ratio
 
 TRAIN = Path(sys.executable).with_name("sweepkit-train")
 PRESET = "lr_batch_optimizer"
@@ -41,14 +40,6 @@ CONTENDERS = {  # name: extra overrides of the real command (None: the floor)
     "unpruned": [*SERIAL, "tracking=none", "hydra.sweeper.pruner=NopPruner"],
     "parallel": ["tracking=none"],
 }
-
-
-@dataclass
-class Sweep:
-    wall_s: float
-    trials: int
-    epochs: int
-    best: float
 
 
 def floor(seed: int, n_trials: int) -> None:

@@ -62,7 +62,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ratio
+from common import Sweep, ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_VENV = ROOT / ".venv"
@@ -100,11 +100,7 @@ CONTENDERS = ["sweepkit", *PEERS]
 
 
 @dataclass
-class Sweep:
-    wall_s: float
-    trials: int
-    epochs: int
-    best: float
+class PeerSweep(Sweep):
     trials_s: float  # the trials' own time, as their logs span it (first line to last, summed)
 
     @property
@@ -265,7 +261,7 @@ def from_logs(sweep_dir: Path) -> tuple[int, int, float, float]:
     return trials, epochs, best, seconds
 
 
-def run_contender(name: str, seed: int, n_trials: int, max_epochs: int | None) -> Sweep:
+def run_contender(name: str, seed: int, n_trials: int, max_epochs: int | None) -> PeerSweep:
     with tempfile.TemporaryDirectory(prefix="sweep-peers-") as tmp:
         folder = Path(tmp)
         argv = command(name, folder, seed, n_trials, max_epochs)
@@ -289,7 +285,7 @@ def run_contender(name: str, seed: int, n_trials: int, max_epochs: int | None) -
             assert (len(study.trials), recorded) == (trials, epochs), (study.trials, recorded, epochs)
             assert abs(study.best_value - best) <= 5e-5, (study.best_value, best)  # logged to 4 places
         assert trials == n_trials, f"{name}: {trials} trial logs with a summary, expected {n_trials}"
-        return Sweep(wall, trials, epochs, best, trials_s)
+        return PeerSweep(wall, trials, epochs, best, trials_s)
 
 
 def main() -> None:
@@ -304,7 +300,7 @@ def main() -> None:
     for name in PEERS:
         ensure_venv(name)
 
-    results: dict[str, list[Sweep]] = {name: [] for name in CONTENDERS}
+    results: dict[str, list[PeerSweep]] = {name: [] for name in CONTENDERS}
     print(
         f"{'seed':>4}  {'sweep':<22} {'trials':>6} {'epochs':>6} {'best':>7} {'wall s':>7} {'trials s':>8} {'around s':>8}"
     )
